@@ -1,0 +1,48 @@
+# dpinstruct: `make demo` runs the connector end to end on this machine,
+# `make test` runs every test (starting a local ClickHouse first).
+
+SHELL := /bin/bash
+# GoMLX's pure-Go backend gets its SIMD matmul kernels only with this
+# experiment; every build of the project sets it so binaries match.
+export GOEXPERIMENT := simd
+export DPINSTRUCT_CH_PORT ?= 19000
+export DPINSTRUCT_CLICKHOUSE_DSN ?= clickhouse://default@127.0.0.1:$(DPINSTRUCT_CH_PORT)/dpinstruct
+export DPINSTRUCT_DATA ?= $(abspath ../shared/data)
+
+BIN := bin/dpinstruct
+GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: all build vet test test-short demo clickhouse clickhouse-stop bench clean
+
+all: build
+
+build:
+	go build -o $(BIN) ./cmd/dpinstruct
+
+vet:
+	go vet ./...
+
+clickhouse:
+	deploy/local/clickhouse.sh start
+
+clickhouse-stop:
+	deploy/local/clickhouse.sh stop
+
+## test: vet, start the local ClickHouse, run every test with -race.
+test: vet clickhouse
+	go test $(GO_TEST_FLAGS) ./...
+
+## test-short: unit tests only (no ClickHouse, no process kills).
+test-short:
+	go test -short -count=1 ./...
+
+## demo: local ClickHouse + embedded broker + Dolly prompts -> two windows.
+demo: build clickhouse
+	deploy/local/demo.sh
+
+## bench: the data-plane benchmarks behind docs/BENCHMARKS.md.
+bench: clickhouse
+	deploy/local/bench.sh
+
+clean:
+	rm -rf bin .dpinstruct/spill

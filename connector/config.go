@@ -1,0 +1,366 @@
+package connector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the connector's whole configuration. It is read from a YAML
+// file (see deploy/local/example.yaml, which documents every field) and
+// then overridden field by field from DPINSTRUCT_* environment variables,
+// so a container can keep one file and change brokers or DSNs per
+// environment. A field that is unset in both keeps the default from
+// DefaultConfig.
+type Config struct {
+	Kafka         KafkaConfig         `yaml:"kafka" envPrefix:"KAFKA_"`
+	ClickHouse    ClickHouseConfig    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
+	Window        WindowConfig        `yaml:"window" envPrefix:"WINDOW_"`
+	Processor     ProcessorConfig     `yaml:"processor" envPrefix:"PROCESSOR_"`
+	Observability ObservabilityConfig `yaml:"observability" envPrefix:"OBSERVABILITY_"`
+	// Instance names this process in the window ledger. A restarted process
+	// with the same name takes over its own unwritten windows at once instead
+	// of waiting for their lease to lapse, so give each replica a stable name
+	// (a StatefulSet pod name, say). Default: hostname-pid.
+	Instance string `yaml:"instance" env:"INSTANCE"`
+	// ShutdownTimeout bounds how long SIGTERM waits for the window being
+	// processed to be written and committed before giving up on it (it is
+	// then replayed by the next run; nothing is lost).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+}
+
+// KafkaConfig says where records come from and where bad ones go.
+type KafkaConfig struct {
+	Brokers []string `yaml:"brokers" env:"BROKERS"`
+	Topic   string   `yaml:"topic" env:"TOPIC"`
+	GroupID string   `yaml:"group_id" env:"GROUP_ID"`
+	// Format is "json" (an object with text and optional id, user_id, ts)
+	// or "text" (the whole value is the instruction).
+	Format string `yaml:"format" env:"FORMAT"`
+	// UserIDFromKey takes user_id from the message key when the value has
+	// none. Keying by user is what later lets replicas hold disjoint users.
+	UserIDFromKey bool `yaml:"user_id_from_key" env:"USER_ID_FROM_KEY"`
+	// MaxMessageBytes rejects (to the dead-letter topic) any value larger
+	// than this, before it is parsed.
+	MaxMessageBytes int `yaml:"max_message_bytes" env:"MAX_MESSAGE_BYTES"`
+	// DeadLetterTopic receives malformed, empty, non-UTF-8 and oversized
+	// messages byte for byte, with a reason header. It must live on the same
+	// cluster: it is the one place outside a window where private text may
+	// be stored. Empty disables it, and bad messages then stop the
+	// connector rather than being skipped silently.
+	DeadLetterTopic string `yaml:"dead_letter_topic" env:"DEAD_LETTER_TOPIC"`
+	// StartFromLatest makes a group with no committed offsets start at the
+	// end of the topic instead of the beginning.
+	StartFromLatest bool `yaml:"start_from_latest" env:"START_FROM_LATEST"`
+	// QueueCapacity bounds how many fetched messages kafka-go buffers ahead
+	// of the connector; together with MaxFetchBytes it is the backpressure
+	// bound while a window is processed.
+	QueueCapacity int `yaml:"queue_capacity" env:"QUEUE_CAPACITY"`
+	MaxFetchBytes int `yaml:"max_fetch_bytes" env:"MAX_FETCH_BYTES"`
+}
+
+// ClickHouseConfig says where output and the window ledger go.
+type ClickHouseConfig struct {
+	// DSN is clickhouse://user:password@host:port/database (native
+	// protocol). Prefer DPINSTRUCT_CLICKHOUSE_DSN over putting a password in
+	// the file.
+	DSN            string        `yaml:"dsn" env:"DSN"`
+	MaxAttempts    int           `yaml:"max_attempts" env:"MAX_ATTEMPTS"`
+	InitialBackoff time.Duration `yaml:"initial_backoff" env:"INITIAL_BACKOFF"`
+	MaxBackoff     time.Duration `yaml:"max_backoff" env:"MAX_BACKOFF"`
+	// Migrate applies pending schema migrations at start; off, the
+	// connector refuses to start on an outdated schema.
+	Migrate bool `yaml:"migrate" env:"MIGRATE"`
+}
+
+// WindowConfig says how records are cut into windows and where a window
+// larger than memory goes.
+type WindowConfig struct {
+	// MaxRecords closes a window after this many offsets (good records and
+	// dead letters alike). 0 means no count limit.
+	MaxRecords int64 `yaml:"max_records" env:"MAX_RECORDS"`
+	// MaxDuration closes a window this long after its first record, even
+	// if MaxRecords was not reached. 0 means no time limit.
+	MaxDuration time.Duration `yaml:"max_duration" env:"MAX_DURATION"`
+	// BatchRows and BatchBytes bound each Arrow record batch.
+	BatchRows  int   `yaml:"batch_rows" env:"BATCH_ROWS"`
+	BatchBytes int64 `yaml:"batch_bytes" env:"BATCH_BYTES"`
+	// MemoryBytes bounds one open window in memory; beyond it batches spill
+	// to Arrow IPC files in SpillDir (mode 0700, deleted after commit).
+	// Spill files hold private text: put SpillDir on a disk only the
+	// connector can read.
+	MemoryBytes int64  `yaml:"memory_bytes" env:"MEMORY_BYTES"`
+	SpillDir    string `yaml:"spill_dir" env:"SPILL_DIR"`
+	// PlanSettle is how long the connector waits after recording a window's
+	// range before reading the ledger back to detect a concurrent plan. It
+	// must exceed one second, the resolution of ClickHouse's clock that
+	// orders plans.
+	PlanSettle time.Duration `yaml:"plan_settle" env:"PLAN_SETTLE"`
+	// Lease is how long a planned window belongs to the process that
+	// planned it; the process renews it while it works. Another process
+	// replays an unwritten window only after its lease lapses.
+	Lease time.Duration `yaml:"lease" env:"LEASE"`
+}
+
+// ProcessorConfig picks what happens to a window. Until the DP processor
+// exists, "count" is the only one: it emits rows derived from record
+// counts, never from text.
+type ProcessorConfig struct {
+	Name string `yaml:"name" env:"NAME"`
+	// RowsPerRecords: the count processor emits one row per this many
+	// records (at least one row for a non-empty window).
+	RowsPerRecords int `yaml:"rows_per_records" env:"ROWS_PER_RECORDS"`
+}
+
+// ObservabilityConfig controls metrics, health and logs.
+type ObservabilityConfig struct {
+	// Listen serves /metrics (Prometheus) and /healthz. Loopback by default
+	// so metrics are not exposed beyond the host unless asked; empty
+	// disables the listener.
+	Listen    string `yaml:"listen" env:"LISTEN"`
+	LogLevel  string `yaml:"log_level" env:"LOG_LEVEL"`
+	LogFormat string `yaml:"log_format" env:"LOG_FORMAT"`
+}
+
+// DefaultConfig returns the configuration used for every field a file and
+// the environment leave unset.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Kafka: KafkaConfig{
+			Brokers:         []string{"127.0.0.1:9092"},
+			Topic:           "instructions",
+			GroupID:         "dpinstruct",
+			Format:          "json",
+			UserIDFromKey:   true,
+			MaxMessageBytes: 1 << 20,
+			DeadLetterTopic: "instructions.dlq",
+			QueueCapacity:   1000,
+			MaxFetchBytes:   10 << 20,
+		},
+		ClickHouse: ClickHouseConfig{
+			DSN:            "clickhouse://default@127.0.0.1:19000/dpinstruct",
+			MaxAttempts:    8,
+			InitialBackoff: 200 * time.Millisecond,
+			MaxBackoff:     10 * time.Second,
+			Migrate:        true,
+		},
+		Window: WindowConfig{
+			MaxRecords:  1000,
+			MaxDuration: 10 * time.Minute,
+			BatchRows:   8192,
+			BatchBytes:  8 << 20,
+			MemoryBytes: 256 << 20,
+			SpillDir:    ".dpinstruct/spill",
+			PlanSettle:  1500 * time.Millisecond,
+			Lease:       2 * time.Minute,
+		},
+		Processor: ProcessorConfig{Name: "count", RowsPerRecords: 10},
+		Observability: ObservabilityConfig{
+			Listen:    "127.0.0.1:9464",
+			LogLevel:  "info",
+			LogFormat: "text",
+		},
+		Instance:        fmt.Sprintf("%s-%d", host, os.Getpid()),
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// LoadConfig reads path (YAML; unknown fields are an error so a typo does
+// not silently fall back to a default), applies DPINSTRUCT_* environment
+// overrides and validates the result. An empty path means defaults plus
+// environment.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(raw, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "DPINSTRUCT_"}); err != nil {
+		return Config{}, fmt.Errorf("config from environment: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func decodeYAML(raw []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty file means "all defaults"; yaml reports it as io.EOF.
+	err := dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	// yaml names only the line of a wrongly typed value; name the field too.
+	var root yaml.Node
+	_ = yaml.Unmarshal(raw, &root)
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if field := fieldAtLine(&root, line, ""); field != "" {
+				m = field + ": " + m
+			}
+		}
+		msgs[i] = m
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// fieldAtLine returns the dotted path of the mapping key on line.
+func fieldAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if f := fieldAtLine(c, line, prefix); f != "" {
+				return f
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			if k.Line == line {
+				return path
+			}
+			if f := fieldAtLine(v, line, path); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+// FieldError names the configuration field that is wrong, in the file's
+// own dotted spelling, so the message points at the line to fix.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config: %s %s", e.Field, e.Reason) }
+
+// Validate checks every field and returns all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, reason string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(reason, args...)})
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "must list at least one host:port")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			bad("kafka.brokers", "entry %q must be host:port", b)
+		}
+	}
+	if c.Kafka.Topic == "" {
+		bad("kafka.topic", "must be set")
+	}
+	if c.Kafka.GroupID == "" {
+		bad("kafka.group_id", "must be set")
+	}
+	if c.Kafka.Format != "json" && c.Kafka.Format != "text" {
+		bad("kafka.format", "must be json or text, not %q", c.Kafka.Format)
+	}
+	if c.Kafka.MaxMessageBytes <= 0 {
+		bad("kafka.max_message_bytes", "must be > 0")
+	}
+	if c.Kafka.DeadLetterTopic != "" && c.Kafka.DeadLetterTopic == c.Kafka.Topic {
+		bad("kafka.dead_letter_topic", "must differ from kafka.topic")
+	}
+	if c.Kafka.QueueCapacity <= 0 {
+		bad("kafka.queue_capacity", "must be > 0")
+	}
+	if c.Kafka.MaxFetchBytes <= 0 {
+		bad("kafka.max_fetch_bytes", "must be > 0")
+	}
+	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") {
+		bad("clickhouse.dsn", "must start with clickhouse:// (native protocol)")
+	}
+	if c.ClickHouse.MaxAttempts <= 0 {
+		bad("clickhouse.max_attempts", "must be > 0")
+	}
+	if c.Window.MaxRecords < 0 {
+		bad("window.max_records", "must be >= 0")
+	}
+	if c.Window.MaxDuration < 0 {
+		bad("window.max_duration", "must be >= 0")
+	}
+	if c.Window.MaxRecords == 0 && c.Window.MaxDuration == 0 {
+		bad("window.max_records", "or window.max_duration must be set, or windows never close")
+	}
+	if c.Window.BatchRows <= 0 {
+		bad("window.batch_rows", "must be > 0")
+	}
+	if c.Window.BatchBytes <= 0 {
+		bad("window.batch_bytes", "must be > 0")
+	}
+	if c.Window.MemoryBytes <= 0 {
+		bad("window.memory_bytes", "must be > 0")
+	}
+	if c.Window.SpillDir == "" {
+		bad("window.spill_dir", "must be set")
+	}
+	if c.Window.PlanSettle <= time.Second {
+		bad("window.plan_settle", "must exceed 1s (ClickHouse orders plans by a seconds clock), got %s", c.Window.PlanSettle)
+	}
+	if c.Window.Lease < 2*time.Second {
+		bad("window.lease", "must be at least 2s, got %s", c.Window.Lease)
+	}
+	if _, ok := processors[c.Processor.Name]; !ok {
+		bad("processor.name", "must be one of %s, not %q", processorNames(), c.Processor.Name)
+	}
+	if c.Processor.RowsPerRecords <= 0 {
+		bad("processor.rows_per_records", "must be > 0")
+	}
+	switch c.Observability.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("observability.log_level", "must be debug, info, warn or error, not %q", c.Observability.LogLevel)
+	}
+	if c.Observability.LogFormat != "text" && c.Observability.LogFormat != "json" {
+		bad("observability.log_format", "must be text or json, not %q", c.Observability.LogFormat)
+	}
+	if c.Instance == "" {
+		bad("instance", "must not be empty")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be > 0")
+	}
+	return errors.Join(errs...)
+}
+
+// RedactDSN masks the password of a DSN for display.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable DSN)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

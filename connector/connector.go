@@ -1,0 +1,765 @@
+package connector
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/dpinstruct/dpinstruct/sink"
+	"github.com/dpinstruct/dpinstruct/stream"
+)
+
+// Source is what the connector needs from Kafka. stream.Source implements
+// it; Commit is called only after a window is durably written.
+type Source interface {
+	Fetch(ctx context.Context) (kafka.Message, error)
+	Commit(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// Ledger is what the connector needs from ClickHouse: the window ledger
+// and the output table. sink.Client implements it.
+type Ledger interface {
+	PlanWindow(ctx context.Context, w sink.Window) error
+	Plans(ctx context.Context, group, topic string, partition int32, fromOffset int64) ([]sink.Window, error)
+	RenewLease(ctx context.Context, w sink.Window, owner string, until time.Time) error
+	Abandon(ctx context.Context, w sink.Window) error
+	WriteWindow(ctx context.Context, w sink.Window, rows []sink.Row) error
+}
+
+// DeadLetters receives messages that cannot be decoded. stream.DeadLetter
+// implements it.
+type DeadLetters interface {
+	Send(ctx context.Context, m kafka.Message, reason stream.Reason, detail string) error
+}
+
+// Deps are the connector's collaborators. NewSource is a factory because
+// the connector rejoins the group (a fresh reader) when it loses a plan
+// race, to re-read from the committed offsets.
+type Deps struct {
+	NewSource  func() (Source, error)
+	Ledger     Ledger
+	DeadLetter DeadLetters // nil: a bad message stops the connector
+	Processor  Processor
+	Metrics    *Metrics
+	Health     *Health
+	Logger     *slog.Logger
+}
+
+// Connector runs the window loop. Create it with New; it is not safe for
+// concurrent use (one loop per process is the design: backpressure comes
+// from the loop not fetching while it processes).
+type Connector struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	decoder stream.Decoder
+	src     Source
+	parts   map[partitionKey]*partitionState
+	// written counts windows this run processed, wrote and committed.
+	written    int
+	maxWindows int
+	faults     faults
+	lastStats  time.Time
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// partitionState is the connector's view of one partition: which planned
+// windows lie ahead of the read position, and the window being filled.
+type partitionState struct {
+	key    partitionKey
+	loaded bool
+	next   int64         // offset expected next; -1 before the first message
+	plans  []sink.Window // plans ahead of next, by first offset
+	open   *pending      // a new window, not yet planned
+	replay *pending      // records of plans[0], being collected again
+}
+
+// pending is a window being filled, new or replayed.
+type pending struct {
+	plan                        *sink.Window // nil for a new window
+	first, last                 int64
+	records, deadLetters, bytes int64
+	openedAt                    time.Time
+	buffer                      *stream.Buffer
+}
+
+// errRestartSource asks the loop to drop all in-memory windows and rejoin
+// the group, so every partition is re-read from its committed offset.
+var errRestartSource = errors.New("window plan lost to a concurrent plan; rejoining the consumer group")
+
+// New builds a connector. maxWindows > 0 makes Run return after that many
+// windows were written and committed by this run.
+func New(cfg Config, deps Deps, maxWindows int) (*Connector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.NewSource == nil || deps.Ledger == nil || deps.Processor == nil {
+		return nil, errors.New("connector: NewSource, Ledger and Processor are required")
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics()
+	}
+	if deps.Health == nil {
+		deps.Health = &Health{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	f, err := faultsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{
+		cfg:  cfg,
+		deps: deps,
+		log:  deps.Logger,
+		decoder: stream.Decoder{
+			Format:          stream.Format(cfg.Kafka.Format),
+			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+			UserIDFromKey:   cfg.Kafka.UserIDFromKey,
+		},
+		parts:      map[partitionKey]*partitionState{},
+		maxWindows: maxWindows,
+		faults:     f,
+	}, nil
+}
+
+// Written reports how many windows this run wrote and committed.
+func (c *Connector) Written() int { return c.written }
+
+// Run fetches, windows, processes, writes and commits until ctx ends or
+// maxWindows windows are written. When ctx ends while a window is being
+// processed, that window is finished (within cfg.ShutdownTimeout) and
+// committed; windows still filling are dropped uncommitted, to be re-read
+// by the next run.
+func (c *Connector) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		select {
+		case <-time.After(c.cfg.ShutdownTimeout):
+			c.log.Warn("shutdown timeout: abandoning the window in progress; it will be replayed", "timeout", c.cfg.ShutdownTimeout)
+			cancelWork()
+		case <-done:
+		}
+	}()
+
+	if err := c.openSource(); err != nil {
+		return err
+	}
+	defer func() { c.resetPartitions(); _ = c.src.Close() }()
+	c.deps.Health.set(healthOK)
+
+	for {
+		if c.maxWindows > 0 && c.written >= c.maxWindows {
+			c.log.Info("reached --max-windows; stopping", "windows", c.written)
+			return nil
+		}
+		if ctx.Err() != nil {
+			c.log.Info("shutting down; windows still filling are left uncommitted and will be re-read")
+			return nil
+		}
+		err := c.step(ctx, work)
+		if errors.Is(err, errRestartSource) {
+			c.log.Warn(err.Error())
+			c.resetPartitions()
+			_ = c.src.Close()
+			if err := c.openSource(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil
+			}
+			c.deps.Health.set(healthFailed)
+			return err
+		}
+	}
+}
+
+func (c *Connector) openSource() error {
+	src, err := c.deps.NewSource()
+	if err != nil {
+		return fmt.Errorf("opening kafka source: %w", err)
+	}
+	c.src = src
+	return nil
+}
+
+// step fetches one message (or wakes when a window is due) and acts on it.
+func (c *Connector) step(ctx, work context.Context) error {
+	fctx, cancel := ctx, context.CancelFunc(func() {})
+	if due, ok := c.nextDue(); ok {
+		fctx, cancel = context.WithDeadline(ctx, due)
+	}
+	m, err := c.src.Fetch(fctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return c.closeDue(work)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("fetching from kafka: %w", err)
+	}
+	c.deps.Metrics.RecordsIn.Inc()
+	c.deps.Metrics.BytesIn.Add(float64(len(m.Value)))
+	c.updateLag()
+	return c.handle(work, m)
+}
+
+func (c *Connector) updateLag() {
+	type statser interface{ Stats() kafka.ReaderStats }
+	s, ok := c.src.(statser)
+	if !ok || time.Since(c.lastStats) < time.Second {
+		return
+	}
+	c.lastStats = time.Now()
+	c.deps.Metrics.Lag.Set(float64(s.Stats().Lag))
+}
+
+// nextDue is the earliest time an open window must close by duration.
+func (c *Connector) nextDue() (time.Time, bool) {
+	if c.cfg.Window.MaxDuration <= 0 {
+		return time.Time{}, false
+	}
+	var due time.Time
+	for _, ps := range c.parts {
+		if ps.open == nil {
+			continue
+		}
+		d := ps.open.openedAt.Add(c.cfg.Window.MaxDuration)
+		if due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	return due, !due.IsZero()
+}
+
+func (c *Connector) closeDue(ctx context.Context) error {
+	now := time.Now()
+	for _, ps := range c.sortedPartitions() {
+		if ps.open != nil && !now.Before(ps.open.openedAt.Add(c.cfg.Window.MaxDuration)) {
+			if err := c.closeOpen(ctx, ps); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Connector) sortedPartitions() []*partitionState {
+	out := make([]*partitionState, 0, len(c.parts))
+	for _, ps := range c.parts {
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b *partitionState) int {
+		if a.key.topic != b.key.topic {
+			if a.key.topic < b.key.topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.key.partition - b.key.partition)
+	})
+	return out
+}
+
+// handle places one message: into the replay of an existing plan when the
+// ledger already assigns its offset to a window, otherwise into the
+// partition's open window.
+func (c *Connector) handle(ctx context.Context, m kafka.Message) error {
+	key := partitionKey{m.Topic, int32(m.Partition)}
+	ps := c.parts[key]
+	if ps == nil {
+		ps = &partitionState{key: key, next: -1}
+		c.parts[key] = ps
+	}
+	if ps.loaded && m.Offset < ps.next {
+		// The group moved this partition back (a rebalance, or a stale
+		// commit by a former owner). Whatever we were filling may now be
+		// windowed by someone else: drop it and ask the ledger again.
+		c.log.Warn("partition rewound; dropping unplanned records and reloading the ledger",
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "expected", ps.next)
+		ps.drop()
+		ps.loaded = false
+	}
+	if !ps.loaded {
+		if err := c.loadPlans(ctx, ps, m.Offset); err != nil {
+			return err
+		}
+	}
+	ps.next = m.Offset + 1
+
+	for len(ps.plans) > 0 && rangeOf(ps.plans[0], key).Last < m.Offset {
+		// A plan we never saw the records of: its offsets were skipped
+		// (compaction) or read by another owner. Either way not ours.
+		if ps.replay != nil {
+			if err := c.finishReplay(ctx, ps); err != nil {
+				return err
+			}
+			continue
+		}
+		ps.plans = ps.plans[1:]
+	}
+	if len(ps.plans) > 0 && rangeOf(ps.plans[0], key).First <= m.Offset {
+		if ps.open != nil {
+			// A new window must end where the next plan begins.
+			if err := c.closeOpen(ctx, ps); err != nil {
+				return err
+			}
+		}
+		return c.addReplay(ctx, ps, m)
+	}
+	return c.addOpen(ctx, ps, m)
+}
+
+func (ps *partitionState) drop() {
+	for _, p := range []*pending{ps.open, ps.replay} {
+		if p != nil && p.buffer != nil {
+			_ = p.buffer.Close()
+		}
+	}
+	ps.open, ps.replay, ps.plans = nil, nil, nil
+}
+
+func (c *Connector) resetPartitions() {
+	for _, ps := range c.parts {
+		ps.drop()
+	}
+	c.parts = map[partitionKey]*partitionState{}
+}
+
+// loadPlans reads the plans of this partition from offset on, keeping only
+// the winners of any overlap (see resolvePlans).
+func (c *Connector) loadPlans(ctx context.Context, ps *partitionState, from int64) error {
+	start := time.Now()
+	plans, err := c.deps.Ledger.Plans(ctx, c.cfg.Kafka.GroupID, ps.key.topic, ps.key.partition, from)
+	c.deps.Metrics.observe("plans", start)
+	if err != nil {
+		return fmt.Errorf("reading window ledger for %s/%d: %w", ps.key.topic, ps.key.partition, err)
+	}
+	ps.plans = resolvePlans(plans, ps.key)
+	ps.loaded = true
+	if len(ps.plans) > 0 {
+		c.log.Info("ledger has windows ahead on this partition; they will be replayed, not re-cut",
+			"topic", ps.key.topic, "partition", ps.key.partition, "windows", len(ps.plans))
+	}
+	return nil
+}
+
+// resolvePlans drops abandoned plans and, where non-abandoned plans
+// overlap, keeps the one recorded first (server time, then id). This is
+// the same rule a planner applies when it reads its own plan back, so all
+// replicas agree on which window owns an offset.
+func resolvePlans(plans []sink.Window, key partitionKey) []sink.Window {
+	cands := make([]sink.Window, 0, len(plans))
+	for _, p := range plans {
+		if p.Status != sink.StatusAbandoned {
+			cands = append(cands, p)
+		}
+	}
+	slices.SortStableFunc(cands, func(a, b sink.Window) int {
+		if c := a.PlannedAt.Compare(b.PlannedAt); c != 0 {
+			return c
+		}
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	var kept []sink.Window
+	for _, p := range cands {
+		r := rangeOf(p, key)
+		if !slices.ContainsFunc(kept, func(k sink.Window) bool { return overlaps(rangeOf(k, key), r) }) {
+			kept = append(kept, p)
+		}
+	}
+	slices.SortFunc(kept, func(a, b sink.Window) int {
+		return int(rangeOf(a, key).First - rangeOf(b, key).First)
+	})
+	return kept
+}
+
+func overlaps(a, b sink.Range) bool { return a.First <= b.Last && b.First <= a.Last }
+
+// rangeOf returns a plan's range on one partition (windows hold one).
+func rangeOf(w sink.Window, key partitionKey) sink.Range {
+	for _, r := range w.Ranges {
+		if r.Topic == key.topic && r.Partition == key.partition {
+			return r
+		}
+	}
+	return sink.Range{Topic: key.topic, Partition: key.partition, First: -1, Last: -2}
+}
+
+// WindowID derives a window's id from what it covers, so a replay after a
+// crash, on any replica, names the window the same way.
+func WindowID(group string, ranges []sink.Range) string {
+	h := sha256.New()
+	h.Write([]byte(group))
+	h.Write([]byte{0})
+	var b [8]byte
+	for _, r := range ranges {
+		h.Write([]byte(r.Topic))
+		h.Write([]byte{0})
+		binary.BigEndian.PutUint32(b[:4], uint32(r.Partition))
+		h.Write(b[:4])
+		binary.BigEndian.PutUint64(b[:], uint64(r.First))
+		h.Write(b[:])
+		binary.BigEndian.PutUint64(b[:], uint64(r.Last))
+		h.Write(b[:])
+	}
+	return "w-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (c *Connector) newPending(plan *sink.Window) (*pending, error) {
+	buf, err := stream.NewBuffer(stream.BufferOptions{
+		BatchRows:   c.cfg.Window.BatchRows,
+		BatchBytes:  c.cfg.Window.BatchBytes,
+		MemoryBytes: c.cfg.Window.MemoryBytes,
+		SpillDir:    c.cfg.Window.SpillDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("window buffer: %w", err)
+	}
+	return &pending{plan: plan, first: -1, last: -1, openedAt: time.Now(), buffer: buf}, nil
+}
+
+// add decodes m into p. Bad messages count as dead letters of the window
+// (their offsets are still covered by it, so committing moves past them);
+// sendDeadLetter is false on replay, where the first pass already sent them.
+func (c *Connector) add(ctx context.Context, p *pending, m kafka.Message, sendDeadLetter bool) error {
+	if p.first < 0 {
+		p.first = m.Offset
+	}
+	p.last = m.Offset
+	rec, err := c.decoder.Decode(m)
+	if err != nil {
+		var de *stream.DecodeError
+		if !errors.As(err, &de) {
+			return fmt.Errorf("decoding %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+		p.deadLetters++
+		if !sendDeadLetter {
+			return nil
+		}
+		if c.deps.DeadLetter == nil {
+			return fmt.Errorf("bad message and no kafka.dead_letter_topic to put it in (fix the message or configure one): %w", err)
+		}
+		if err := c.deps.DeadLetter.Send(ctx, m, de.Reason, de.Error()); err != nil {
+			return fmt.Errorf("dead-lettering %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+		c.deps.Metrics.DeadLetters.WithLabelValues(string(de.Reason)).Inc()
+		c.log.Warn("message sent to dead-letter topic", "reason", de.Reason,
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		return nil
+	}
+	spilled := p.buffer.Spilled()
+	if err := p.buffer.Append(rec); err != nil {
+		return fmt.Errorf("buffering %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+	}
+	if !spilled && p.buffer.Spilled() {
+		c.deps.Metrics.Spilled.Inc()
+	}
+	p.records++
+	p.bytes += int64(len(m.Value))
+	return nil
+}
+
+func (c *Connector) addOpen(ctx context.Context, ps *partitionState, m kafka.Message) error {
+	if ps.open == nil {
+		p, err := c.newPending(nil)
+		if err != nil {
+			return err
+		}
+		ps.open = p
+	}
+	if err := c.add(ctx, ps.open, m, true); err != nil {
+		return err
+	}
+	if max := c.cfg.Window.MaxRecords; max > 0 && ps.open.records+ps.open.deadLetters >= max {
+		return c.closeOpen(ctx, ps)
+	}
+	return nil
+}
+
+func (c *Connector) addReplay(ctx context.Context, ps *partitionState, m kafka.Message) error {
+	plan := ps.plans[0]
+	if ps.replay == nil {
+		p, err := c.newPending(&plan)
+		if err != nil {
+			return err
+		}
+		ps.replay = p
+		if r := rangeOf(plan, ps.key); m.Offset != r.First {
+			c.log.Warn("replay starts inside a planned window; earlier offsets are no longer readable",
+				"window", plan.ID, "first", r.First, "offset", m.Offset)
+		}
+	}
+	// A written window's records are not needed again: only its end.
+	if plan.Status != sink.StatusWritten {
+		if err := c.add(ctx, ps.replay, m, false); err != nil {
+			return err
+		}
+	} else {
+		if ps.replay.first < 0 {
+			ps.replay.first = m.Offset
+		}
+		ps.replay.last = m.Offset
+	}
+	if m.Offset >= rangeOf(plan, ps.key).Last {
+		return c.finishReplay(ctx, ps)
+	}
+	return nil
+}
+
+// closeOpen plans the open window, checks the plan won, and processes it.
+func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
+	p := ps.open
+	ps.open = nil
+	name, params := describe(c.deps.Processor)
+	now := time.Now()
+	w := sink.Window{
+		Group:             c.cfg.Kafka.GroupID,
+		Status:            sink.StatusPlanned,
+		Owner:             c.cfg.Instance,
+		LeaseUntil:        now.Add(c.cfg.Window.Lease),
+		Ranges:            []sink.Range{{Topic: ps.key.topic, Partition: ps.key.partition, First: p.first, Last: p.last}},
+		ConfiguredRecords: uint64(max(c.cfg.Window.MaxRecords, 0)),
+		Records:           uint64(p.records),
+		Bytes:             uint64(p.bytes),
+		DeadLetters:       uint64(p.deadLetters),
+		OpenedAt:          p.openedAt,
+		ClosedAt:          now,
+		Processor:         name,
+		Params:            params,
+	}
+	w.ID = WindowID(w.Group, w.Ranges)
+	start := time.Now()
+	if err := c.deps.Ledger.PlanWindow(ctx, w); err != nil {
+		_ = p.buffer.Close()
+		return fmt.Errorf("recording window %s in the ledger: %w", w.ID, err)
+	}
+	c.deps.Metrics.observe("plan", start)
+	c.faults.hit("after-plan", w.ID, c.log)
+
+	if err := sleep(ctx, c.cfg.Window.PlanSettle); err != nil {
+		_ = p.buffer.Close()
+		return err
+	}
+	start = time.Now()
+	plans, err := c.deps.Ledger.Plans(ctx, w.Group, ps.key.topic, ps.key.partition, p.first)
+	c.deps.Metrics.observe("plans", start)
+	if err != nil {
+		_ = p.buffer.Close()
+		return fmt.Errorf("reading back window %s: %w", w.ID, err)
+	}
+	var mine *sink.Window
+	for _, k := range resolvePlans(plans, ps.key) {
+		if k.ID == w.ID {
+			mine = &k
+			break
+		}
+		if overlaps(rangeOf(k, ps.key), w.Ranges[0]) {
+			_ = p.buffer.Close()
+			if err := c.deps.Ledger.Abandon(ctx, w); err != nil {
+				return fmt.Errorf("abandoning window %s: %w", w.ID, err)
+			}
+			c.deps.Metrics.Windows.WithLabelValues("abandoned").Inc()
+			c.log.Warn("window plan overlaps an earlier plan; abandoned", "window", w.ID, "earlier", k.ID)
+			return errRestartSource
+		}
+	}
+	if mine != nil && mine.Status == sink.StatusWritten {
+		// The same range was written before (a replay the ledger had not
+		// shown us yet): only the commit is missing.
+		_ = p.buffer.Close()
+		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
+		return c.commit(ctx, w)
+	}
+	return c.process(ctx, w, p, false)
+}
+
+// finishReplay completes an existing plan whose records have all been read
+// again: commit it if it was written, else process it under its old id.
+func (c *Connector) finishReplay(ctx context.Context, ps *partitionState) error {
+	p := ps.replay
+	ps.replay = nil
+	plan := *p.plan
+	ps.plans = ps.plans[1:]
+	if plan.Status == sink.StatusWritten {
+		_ = p.buffer.Close()
+		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
+		c.log.Info("window already written; committing its offsets", "window", plan.ID)
+		return c.commit(ctx, plan)
+	}
+	latest, err := c.awaitLease(ctx, plan, ps.key)
+	if err != nil {
+		_ = p.buffer.Close()
+		return err
+	}
+	if latest.Status == sink.StatusWritten {
+		_ = p.buffer.Close()
+		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
+		return c.commit(ctx, latest)
+	}
+	latest.Records, latest.DeadLetters, latest.Bytes = uint64(p.records), uint64(p.deadLetters), uint64(p.bytes)
+	c.log.Info("replaying a planned window that was never written", "window", plan.ID, "previous_owner", plan.Owner)
+	c.deps.Metrics.Windows.WithLabelValues("replayed").Inc()
+	return c.process(ctx, latest, p, true)
+}
+
+// awaitLease waits while another live instance holds the plan, then takes
+// it over. It returns the plan's latest state.
+func (c *Connector) awaitLease(ctx context.Context, plan sink.Window, key partitionKey) (sink.Window, error) {
+	for plan.Status == sink.StatusPlanned && plan.Owner != c.cfg.Instance && time.Now().Before(plan.LeaseUntil) {
+		c.log.Info("window is leased by another instance; waiting", "window", plan.ID, "owner", plan.Owner, "until", plan.LeaseUntil)
+		if err := sleep(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
+			return plan, err
+		}
+		plans, err := c.deps.Ledger.Plans(ctx, plan.Group, key.topic, key.partition, rangeOf(plan, key).First)
+		if err != nil {
+			return plan, fmt.Errorf("re-reading window %s: %w", plan.ID, err)
+		}
+		for _, p := range plans {
+			if p.ID == plan.ID {
+				plan = p
+			}
+		}
+	}
+	if plan.Status == sink.StatusWritten {
+		return plan, nil
+	}
+	until := time.Now().Add(c.cfg.Window.Lease)
+	if err := c.deps.Ledger.RenewLease(ctx, plan, c.cfg.Instance, until); err != nil {
+		return plan, fmt.Errorf("taking over window %s: %w", plan.ID, err)
+	}
+	plan.Owner, plan.LeaseUntil = c.cfg.Instance, until
+	return plan, nil
+}
+
+// process runs the processor on a planned window, writes the result, and
+// commits the window's offsets, in that order.
+func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, replay bool) error {
+	defer func() { _ = p.buffer.Close() }()
+	r := w.Ranges[0]
+	win := &Window{
+		ID: w.ID, Group: w.Group, Topic: r.Topic, Partition: r.Partition, First: r.First, Last: r.Last,
+		Records: p.records, DeadLetters: p.deadLetters, Bytes: p.bytes,
+		OpenedAt: w.OpenedAt, ClosedAt: w.ClosedAt, ConfiguredRecords: int64(w.ConfiguredRecords),
+		Replay: replay, buffer: p.buffer,
+	}
+	stopRenew := c.renewWhileProcessing(ctx, w)
+	start := time.Now()
+	res, err := c.deps.Processor.Process(ctx, win)
+	stopRenew()
+	c.deps.Metrics.ProcessTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("processing window %s: %w", w.ID, err)
+	}
+	c.faults.hit("before-write", w.ID, c.log)
+	w.Status = sink.StatusWritten
+	w.WrittenAt = time.Now()
+	w.OutputRows = uint64(len(res.Rows))
+	w.Epsilon, w.Delta = res.Epsilon, res.Delta
+	start = time.Now()
+	if err := c.deps.Ledger.WriteWindow(ctx, w, res.Rows); err != nil {
+		return fmt.Errorf("writing window %s: %w", w.ID, err)
+	}
+	c.deps.Metrics.observe("write", start)
+	c.faults.hit("before-commit", w.ID, c.log)
+	if err := c.commit(ctx, w); err != nil {
+		return err
+	}
+	c.written++
+	c.deps.Metrics.Windows.WithLabelValues("written").Inc()
+	c.deps.Metrics.WindowRecords.Observe(float64(p.records))
+	c.log.Info("window written and committed", "window", w.ID, "topic", r.Topic, "partition", r.Partition,
+		"first_offset", r.First, "last_offset", r.Last, "records", p.records, "dead_letters", p.deadLetters,
+		"rows", len(res.Rows), "spilled", p.buffer.Spilled(), "replay", replay, "took", time.Since(win.ClosedAt).Round(time.Millisecond))
+	return nil
+}
+
+// commit commits a written window's offsets. A failed commit is not
+// fatal: the window is already written, so the next reader of these
+// offsets finds it in the ledger and commits instead of reprocessing.
+func (c *Connector) commit(ctx context.Context, w sink.Window) error {
+	for _, r := range w.Ranges {
+		err := c.src.Commit(ctx, kafka.Message{Topic: r.Topic, Partition: int(r.Partition), Offset: r.Last})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.Warn("offset commit failed; the ledger still marks the window written", "window", w.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// renewWhileProcessing keeps the plan's lease alive so no other replica
+// replays a window this one is still working on.
+func (c *Connector) renewWhileProcessing(ctx context.Context, w sink.Window) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.Window.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if err := c.deps.Ledger.RenewLease(rctx, w, c.cfg.Instance, time.Now().Add(c.cfg.Window.Lease)); err != nil && rctx.Err() == nil {
+					c.log.Warn("lease renewal failed", "window", w.ID, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func describe(p Processor) (string, string) {
+	if d, ok := p.(Describer); ok {
+		return d.Describe()
+	}
+	return fmt.Sprintf("%T", p), "{}"
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,123 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/dpinstruct/dpinstruct/sink"
+	"github.com/dpinstruct/dpinstruct/stream"
+)
+
+// NewLogger builds the structured logger the configuration asks for.
+func NewLogger(w io.Writer, cfg ObservabilityConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// SinkConfig maps the connector's ClickHouse settings onto the sink's.
+func SinkConfig(cfg ClickHouseConfig) sink.Config {
+	return sink.Config{
+		DSN:            cfg.DSN,
+		MaxAttempts:    cfg.MaxAttempts,
+		InitialBackoff: cfg.InitialBackoff,
+		MaxBackoff:     cfg.MaxBackoff,
+	}
+}
+
+// RunOptions are the knobs of one `dpinstruct run`.
+type RunOptions struct {
+	// MaxWindows > 0 stops after that many windows are written and
+	// committed by this run.
+	MaxWindows int
+	Logger     *slog.Logger
+	// OnListen, when set, receives the metrics listener's address.
+	OnListen func(addr string)
+}
+
+// Run connects to ClickHouse and Kafka as cfg says and runs the connector
+// until ctx ends or opts.MaxWindows windows are written. It returns nil on
+// a clean stop.
+func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(os.Stderr, cfg.Observability)
+	}
+	metrics, health := NewMetrics(), &Health{}
+	if cfg.Observability.Listen != "" {
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		addr, err := serveObservability(lctx, cfg.Observability.Listen, metrics, health, log)
+		if err != nil {
+			return err
+		}
+		log.Info("serving /metrics and /healthz", "addr", addr)
+		if opts.OnListen != nil {
+			opts.OnListen(addr)
+		}
+	}
+
+	ch, err := sink.Open(ctx, SinkConfig(cfg.ClickHouse))
+	if err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	defer ch.Close()
+	if cfg.ClickHouse.Migrate {
+		applied, err := ch.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("clickhouse migrate: %w", err)
+		}
+		if len(applied) > 0 {
+			log.Info("applied schema migrations", "migrations", applied)
+		}
+	}
+	if err := ch.CheckSchema(ctx); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	info := ch.Server()
+	log.Info("connected to clickhouse", "version", info.Version, "insert_dedup_token", info.SupportsInsertDedupToken)
+
+	var dlq DeadLetters
+	if cfg.Kafka.DeadLetterTopic != "" {
+		d := stream.NewDeadLetter(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic, nil)
+		defer d.Close()
+		dlq = d
+	}
+	proc, err := NewProcessor(cfg.Processor)
+	if err != nil {
+		return err
+	}
+	newSource := func() (Source, error) {
+		return stream.NewSource(stream.SourceConfig{
+			Brokers:         cfg.Kafka.Brokers,
+			Topic:           cfg.Kafka.Topic,
+			GroupID:         cfg.Kafka.GroupID,
+			MaxBytes:        cfg.Kafka.MaxFetchBytes,
+			QueueCapacity:   cfg.Kafka.QueueCapacity,
+			StartFromLatest: cfg.Kafka.StartFromLatest,
+		})
+	}
+	c, err := New(cfg, Deps{
+		NewSource:  newSource,
+		Ledger:     ch,
+		DeadLetter: dlq,
+		Processor:  proc,
+		Metrics:    metrics,
+		Health:     health,
+		Logger:     log,
+	}, opts.MaxWindows)
+	if err != nil {
+		return err
+	}
+	log.Info("connector started", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
+		"instance", cfg.Instance, "window_records", cfg.Window.MaxRecords, "window_duration", cfg.Window.MaxDuration,
+		"processor", cfg.Processor.Name)
+	return c.Run(ctx)
+}
