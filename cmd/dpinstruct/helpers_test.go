@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/dpinstruct/dpinstruct/stream/broker"
+)
+
+// binPath is the dpinstruct binary built once for the process tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "dpinstruct-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "dpinstruct")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building dpinstruct: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needClickHouse returns the DSN of the test server, or skips.
+func needClickHouse(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process tests skipped in -short mode")
+	}
+	dsn := os.Getenv("DPINSTRUCT_CLICKHOUSE_DSN")
+	if dsn == "" {
+		t.Skip("DPINSTRUCT_CLICKHOUSE_DSN unset: start ClickHouse with deploy/local/clickhouse.sh start (make test does)")
+	}
+	return dsn
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// freshDatabase points dsn at a new, empty database dropped after the test.
+func freshDatabase(t *testing.T, dsn string) (string, driver.Conn) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := "dpi_e2e_" + randomHex(t, 4)
+	u.Path = "/" + db
+	opts, err := clickhouse.ParseDSN(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Auth.Database = "default"
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		_ = conn.Close()
+	})
+	return u.String(), conn
+}
+
+// startBroker runs an embedded broker in the test process: it outlives
+// the connector processes the tests kill.
+func startBroker(t *testing.T, partitions int) string {
+	t.Helper()
+	b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addr()
+}
+
+// produceRecords writes n JSON records, each carrying the secret, spread
+// over the topic's partitions; it returns how many went to each partition.
+func produceRecords(t *testing.T, addr, topic string, n int, secret string) {
+	t.Helper()
+	w := &kafka.Writer{
+		Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchSize: 500, BatchTimeout: 5 * time.Millisecond,
+		AllowAutoTopicCreation: true,
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{
+			Key:   []byte(fmt.Sprintf("user-%d", i%97)),
+			Value: []byte(fmt.Sprintf(`{"id":"r%d","user_id":"user-%d","text":"please summarise my note %s number %d"}`, i, i%97, secret, i)),
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return
+		}
+		// The first write may race topic auto-creation.
+		if ctx.Err() != nil {
+			t.Fatalf("producing: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type e2eConfig struct {
+	brokers, topic, group, dsn, instance string
+	maxRecords                           int
+	maxDuration, lease                   time.Duration
+}
+
+func writeE2EConfig(t *testing.T, c e2eConfig) string {
+	t.Helper()
+	if c.maxDuration == 0 {
+		c.maxDuration = 10 * time.Minute
+	}
+	if c.lease == 0 {
+		c.lease = 3 * time.Second
+	}
+	body := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  topic: %s
+  group_id: %s
+  dead_letter_topic: %s.dlq
+clickhouse:
+  dsn: %s
+  max_attempts: 12
+  initial_backoff: 100ms
+  max_backoff: 2s
+window:
+  max_records: %d
+  max_duration: %s
+  lease: %s
+  plan_settle: 1100ms
+  spill_dir: %s
+processor:
+  name: count
+  rows_per_records: 10
+observability:
+  listen: 127.0.0.1:0
+  log_format: json
+instance: %s
+`, c.brokers, c.topic, c.group, c.topic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
+		filepath.Join(t.TempDir(), "spill"), c.instance)
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// proc is a connector process whose stderr the test can wait on.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(binPath, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = p.cmd.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// waitFor waits until stderr contains s.
+func (p *proc) waitFor(s string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.output(), s) {
+			return
+		}
+		select {
+		case <-p.done:
+			if strings.Contains(p.output(), s) {
+				return
+			}
+			p.t.Fatalf("process exited (%v) before printing %q:\n%s", p.err, s, p.output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("timed out waiting for %q:\n%s", s, p.output())
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("process still running after %s:\n%s", timeout, p.output())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	p.t.Fatalf("wait: %v", p.err)
+	return -1
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// writtenWindow is one row of `windows FINAL` with status written.
+type writtenWindow struct {
+	id                  string
+	partition           int32
+	first, last         int64
+	records, deadLetter uint64
+	outputRows          uint64
+}
+
+func writtenWindows(t *testing.T, conn driver.Conn, db string) []writtenWindow {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), fmt.Sprintf(`
+		SELECT window_id, partitions[1], first_offsets[1], last_offsets[1], records, dead_letters, output_rows
+		FROM %s.windows FINAL WHERE status = 'written' ORDER BY partitions[1], first_offsets[1]`, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []writtenWindow
+	for rows.Next() {
+		var w writtenWindow
+		if err := rows.Scan(&w.id, &w.partition, &w.first, &w.last, &w.records, &w.deadLetter, &w.outputRows); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkExactlyOnce asserts the written windows tile each partition's
+// offsets [0, perPartition[p]) with no gap and no overlap, and that the
+// output table holds exactly one copy of each window's rows.
+func checkExactlyOnce(t *testing.T, conn driver.Conn, db string, perPartition map[int32]int64) []writtenWindow {
+	t.Helper()
+	ws := writtenWindows(t, conn, db)
+	next := map[int32]int64{}
+	var wantRows uint64
+	for _, w := range ws {
+		if w.first != next[w.partition] {
+			t.Errorf("partition %d: window %s starts at %d, expected %d (gap or overlap)", w.partition, w.id, w.first, next[w.partition])
+		}
+		if got := uint64(w.last - w.first + 1); got != w.records+w.deadLetter {
+			t.Errorf("window %s covers %d offsets but holds %d records + %d dead letters", w.id, got, w.records, w.deadLetter)
+		}
+		next[w.partition] = w.last + 1
+		wantRows += w.outputRows
+	}
+	for p, n := range perPartition {
+		if next[p] != n {
+			t.Errorf("partition %d: written windows end at %d, want %d (records lost)", p, next[p], n)
+		}
+	}
+	var final, distinctKeys uint64
+	if err := conn.QueryRow(context.Background(), fmt.Sprintf(
+		"SELECT count(), uniqExact(window_id, seq) FROM %s.synthetic_instructions FINAL", db)).Scan(&final, &distinctKeys); err != nil {
+		t.Fatal(err)
+	}
+	if final != wantRows || distinctKeys != wantRows {
+		t.Errorf("synthetic_instructions FINAL has %d rows (%d distinct), windows promise %d", final, distinctKeys, wantRows)
+	}
+	return ws
+}
+
+// partitionEnds asks the broker how many offsets each partition holds.
+func partitionEnds(t *testing.T, addr, topic string) map[int32]int64 {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, p := range parts {
+		pc, err := kafka.DialLeader(context.Background(), "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := pc.ReadLastOffset()
+		_ = pc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[int32(p.ID)] = last
+	}
+	return out
+}
+
+// assertNoSecret fails if the planted secret appears in the text.
+func assertNoSecret(t *testing.T, where, text, secret string) {
+	t.Helper()
+	if strings.Contains(text, secret) {
+		t.Errorf("private text leaked into %s", where)
+	}
+}
+
+// assertNoSecretInDB scans every String column of every table.
+func assertNoSecretInDB(t *testing.T, conn driver.Conn, db, secret string) {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		"SELECT table, name FROM system.columns WHERE database = ? AND type = 'String'", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		q := fmt.Sprintf("SELECT count() FROM %s.%s WHERE position(%s, ?) > 0", db, table, col)
+		if err := conn.QueryRow(context.Background(), q, secret).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if n > 0 {
+			t.Errorf("private text leaked into ClickHouse %s.%s (%d rows)", table, col, n)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+// Package broker runs an in-process, Kafka-protocol-compatible broker for
+// demos and tests, built on franz-go's kfake. It keeps everything in memory
+// and is single-node: it is not durable and not meant for production data.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultListen is the address used when Options.Listen is empty.
+const DefaultListen = "127.0.0.1:9092"
+
+// Options configures [Start]. The zero value listens on DefaultListen with
+// one partition per topic.
+type Options struct {
+	// Listen is host:port; port 0 picks a free port (see Broker.Addr).
+	// The address is also what the broker advertises to clients, so it must
+	// be reachable by them: prefer a concrete host over 0.0.0.0.
+	Listen string
+
+	// Partitions is the partition count of topics created implicitly, by
+	// Topics or by a client's auto-creation; 0 means 1.
+	Partitions int
+
+	// Topics are created at start.
+	Topics []string
+}
+
+// Broker is a running in-process broker.
+type Broker struct {
+	c    *kfake.Cluster
+	addr string
+}
+
+// Start listens and serves until Close.
+func Start(opts Options) (*Broker, error) {
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 1
+	}
+	if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
+		return nil, fmt.Errorf("broker: listen address %q: %w", opts.Listen, err)
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		// kfake always asks for 127.0.0.1 on a random port; listen where the
+		// caller asked instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, opts.Listen)
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(opts.Partitions),
+		kfake.ClusterID("dpinstruct"),
+	}
+	if len(opts.Topics) > 0 {
+		kopts = append(kopts, kfake.SeedTopics(int32(opts.Partitions), opts.Topics...))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: start on %s: %w", opts.Listen, err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) != 1 {
+		c.Close()
+		return nil, errors.New("broker: expected exactly one listener")
+	}
+	return &Broker{c: c, addr: addrs[0]}, nil
+}
+
+// Addr is the host:port clients should dial, with the real port when
+// Options.Listen asked for port 0.
+func (b *Broker) Addr() string { return b.addr }
+
+// CreateTopic creates a topic with the given partition count (0 means the
+// broker's default). It is an error if the topic exists.
+func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int) error {
+	if partitions <= 0 {
+		partitions = -1
+	}
+	c := &kafka.Client{Addr: kafka.TCP(b.addr)}
+	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: -1}},
+	})
+	if err != nil {
+		return fmt.Errorf("broker: create topic %s: %w", name, err)
+	}
+	if err := resp.Errors[name]; err != nil {
+		return fmt.Errorf("broker: create topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// Close stops the broker and drops all data. It is safe to call more than
+// once.
+func (b *Broker) Close() { b.c.Close() }
