@@ -196,7 +196,14 @@ type proc struct {
 func startProc(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(binPath, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
+	// The test's own DPINSTRUCT_* settings (the DSN of make test) would
+	// override the config file: the child sees only what the test passes.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DPINSTRUCT_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

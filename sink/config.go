@@ -1,0 +1,94 @@
+package sink
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// Config configures a Client. The zero value of every field except DSN is
+// valid and replaced by a default.
+type Config struct {
+	// DSN is clickhouse://user:pass@host:port/db?opt=... (native protocol).
+	DSN string
+	// Database overrides the database named in the DSN path. If both are
+	// empty, "default" is used.
+	Database string
+	// MaxAttempts bounds tries (first attempt included) for retriable
+	// operations. Default 5.
+	MaxAttempts int
+	// InitialBackoff and MaxBackoff shape the jittered exponential backoff
+	// between attempts. Defaults 100ms and 5s.
+	InitialBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds connecting (and waiting for a pooled connection).
+	// Default 5s.
+	DialTimeout time.Duration
+}
+
+const (
+	defaultMaxAttempts    = 5
+	defaultInitialBackoff = 100 * time.Millisecond
+	defaultMaxBackoff     = 5 * time.Second
+	defaultDialTimeout    = 5 * time.Second
+	defaultDatabase       = "default"
+)
+
+// identRe restricts database names to plain identifiers: they are spliced
+// into DDL, and ClickHouse 18.16 has no server-side parameters to bind them.
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c Config) withDefaults() Config {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = defaultMaxAttempts
+	}
+	if c.InitialBackoff <= 0 {
+		c.InitialBackoff = defaultInitialBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = defaultMaxBackoff
+	}
+	if c.MaxBackoff < c.InitialBackoff {
+		c.MaxBackoff = c.InitialBackoff
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = defaultDialTimeout
+	}
+	return c
+}
+
+// options turns the config into clickhouse-go options plus the database the
+// sink works in and a redactor for the password. The connection itself is
+// opened without a database: the target database may not exist before
+// Migrate, and every statement qualifies table names explicitly.
+func (c Config) options() (*clickhouse.Options, string, redactor, error) {
+	if c.DSN == "" {
+		return nil, "", nil, fmt.Errorf("sink: config: DSN is empty")
+	}
+	opt, err := clickhouse.ParseDSN(c.DSN)
+	if err != nil {
+		// The parse error may echo the DSN, password included.
+		return nil, "", nil, fmt.Errorf("sink: config: invalid DSN: %w", redactErr(err, dsnPassword(c.DSN)))
+	}
+	red := redactor{opt.Auth.Password}
+	if opt.Protocol != clickhouse.Native {
+		return nil, "", red, fmt.Errorf("sink: config: only the native protocol (clickhouse://) is supported")
+	}
+	db := c.Database
+	if db == "" {
+		db = opt.Auth.Database
+	}
+	if db == "" {
+		db = defaultDatabase
+	}
+	if !identRe.MatchString(db) {
+		return nil, "", red, fmt.Errorf("sink: config: database name %q is not a plain identifier", db)
+	}
+	opt.Auth.Database = ""
+	opt.DialTimeout = c.DialTimeout
+	if len(opt.Addr) == 0 {
+		opt.Addr = []string{"127.0.0.1:9000"}
+	}
+	return opt, db, red, nil
+}

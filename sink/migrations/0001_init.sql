@@ -1,0 +1,60 @@
+-- 0001: initial schema. {db} is replaced with the quoted database name.
+-- Kept to types and syntax accepted by both ClickHouse 18.16 and current
+-- releases: no LowCardinality, DateTime64, JSON or lightweight deletes.
+
+-- One immutable row per (window, partition range). planned_at is filled by the
+-- server (never the client) so concurrent plans are ordered by one clock.
+CREATE TABLE IF NOT EXISTS {db}.window_ranges (
+    group_id String,
+    topic String,
+    `partition` Int32,
+    first_offset Int64,
+    last_offset Int64,
+    window_id String,
+    planned_at DateTime DEFAULT now()
+) ENGINE = ReplacingMergeTree
+ORDER BY (group_id, topic, `partition`, first_offset, window_id);
+
+-- Window ledger and metadata. Highest version wins under FINAL.
+CREATE TABLE IF NOT EXISTS {db}.windows (
+    window_id String,
+    group_id String,
+    status String,
+    version UInt64,
+    owner String,
+    lease_until DateTime,
+    topics Array(String),
+    partitions Array(Int32),
+    first_offsets Array(Int64),
+    last_offsets Array(Int64),
+    configured_records UInt64,
+    records UInt64,
+    bytes UInt64,
+    dead_letters UInt64,
+    opened_at DateTime,
+    closed_at DateTime,
+    written_at DateTime,
+    processor String,
+    params String,
+    output_rows UInt64,
+    epsilon Float64,
+    delta Float64,
+    updated_at DateTime DEFAULT now()
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (group_id, window_id);
+
+-- Synthetic output. The sorting key is the dedup key, so a replayed window
+-- collapses to one copy under FINAL.
+CREATE TABLE IF NOT EXISTS {db}.synthetic_instructions (
+    id String,
+    window_id String,
+    group_id String,
+    seq UInt32,
+    text String,
+    cluster Int32,
+    generator_version String,
+    epsilon Float64,
+    delta Float64,
+    created_at DateTime
+) ENGINE = ReplacingMergeTree
+ORDER BY (window_id, seq);

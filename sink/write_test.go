@@ -1,0 +1,66 @@
+package sink
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestWriteWindowIdempotent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		rows  int
+		calls int
+	}{
+		{"empty window", 0, 2},
+		{"single row once", 1, 1},
+		{"replayed", 500, 2},
+		{"replayed three times", 50, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := newTestDB(t, true)
+			ctx := testCtx(t)
+			w := testWindow("ww", Range{"in", 0, 0, 999})
+			w.ClosedAt = time.Now().Truncate(time.Second)
+			w.Records, w.Bytes = 1000, 123456
+			if err := c.PlanWindow(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			rows := make([]Row, tt.rows)
+			for i := range rows {
+				rows[i] = Row{Seq: uint32(i), Text: fmt.Sprintf("synthetic %d", i), Cluster: int32(i % 7),
+					GeneratorVersion: "gen-1", Epsilon: 1.5, Delta: 1e-6}
+			}
+			for range tt.calls {
+				if err := c.WriteWindow(ctx, w, rows); err != nil {
+					t.Fatalf("WriteWindow: %v", err)
+				}
+			}
+			tbl := c.table("synthetic_instructions")
+			if n := count(t, c, "SELECT count() FROM "+tbl+" FINAL"); n != uint64(tt.rows) {
+				t.Errorf("rows under FINAL = %d, want %d", n, tt.rows)
+			}
+			if n := count(t, c, "SELECT uniqExact(id) FROM "+tbl+" FINAL"); n != uint64(tt.rows) {
+				t.Errorf("distinct ids = %d, want %d", n, tt.rows)
+			}
+			if tt.rows > 0 {
+				// created_at comes from the window, not the wall clock, so
+				// replays write identical rows.
+				if n := count(t, c, "SELECT count() FROM "+tbl+" FINAL WHERE created_at = toDateTime(?)", w.ClosedAt.Unix()); n != uint64(tt.rows) {
+					t.Errorf("rows with created_at = ClosedAt: %d, want %d", n, tt.rows)
+				}
+			}
+			got, ok, err := c.Window(ctx, w.ID)
+			if err != nil || !ok {
+				t.Fatalf("Window: %v %v", ok, err)
+			}
+			if got.Status != StatusWritten || got.OutputRows != uint64(tt.rows) || got.Records != 1000 ||
+				got.WrittenAt.IsZero() || !got.ClosedAt.Equal(w.ClosedAt) {
+				t.Errorf("window after write = %+v", got)
+			}
+		})
+	}
+}
