@@ -308,6 +308,7 @@ func (c *Connector) handle(ctx context.Context, m kafka.Message) error {
 		ps.loaded = false
 	}
 	if !ps.loaded {
+		c.log.Info("reading partition", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
 		if err := c.loadPlans(ctx, ps, m.Offset); err != nil {
 			return err
 		}
@@ -598,9 +599,11 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 		}
 	}
 	if mine != nil && mine.Status == sink.StatusWritten {
-		// The same range was written before (a replay the ledger had not
-		// shown us yet): only the commit is missing.
+		// The same range was written before (another replica cut the same
+		// window, or a replay the ledger had not shown us yet): only the
+		// commit is missing.
 		_ = p.buffer.Close()
+		c.log.Info("window already written by another run; committing its offsets", "window", w.ID)
 		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
 		return c.commit(ctx, w)
 	}
