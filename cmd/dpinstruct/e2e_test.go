@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // These tests run the real binary against a real broker (kfake over TCP)
@@ -197,4 +200,145 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestBadInputMetricsAndGracefulShutdown(t *testing.T) {
+	dsn := needClickHouse(t)
+	t.Parallel()
+	secret := "SECRET-" + randomHex(t, 8)
+	db, conn := freshDatabase(t, dsn)
+	dbName := db[strings.LastIndex(db, "/")+1:]
+	addr := startBroker(t, 1)
+
+	good := func(i int) kafka.Message {
+		return kafka.Message{Value: []byte(fmt.Sprintf(`{"text":"ordinary question %d %s"}`, i, secret))}
+	}
+	bad := []struct {
+		reason string
+		value  []byte
+	}{
+		{"malformed", []byte(`{"text": "unterminated ` + secret)},
+		{"malformed", []byte(`["not", "an", "object", "` + secret + `"]`)},
+		{"empty_text", []byte(`{"text": "   ", "id": "` + secret + `"}`)},
+		{"empty_text", []byte(`{"id": "` + secret + `"}`)},
+		{"invalid_utf8", append([]byte(`{"text":"`+secret+` `), 0xff, 0xfe, '"', '}')},
+		{"oversized", []byte(`{"text":"` + secret + strings.Repeat("x", 5000) + `"}`)},
+	}
+	var msgs []kafka.Message
+	for i := 0; i < 14; i++ {
+		msgs = append(msgs, good(i))
+	}
+	for _, b := range bad {
+		msgs = append(msgs, kafka.Message{Value: b.value})
+	}
+	writeMessages(t, addr, "instr", msgs...) // 20 offsets: exactly one window
+
+	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 20})
+	env := []string{"DPINSTRUCT_KAFKA_MAX_MESSAGE_BYTES=4096"}
+	run := startProc(t, env, "run", "--config", cfg)
+	run.waitFor("window written and committed", time.Minute)
+
+	// Operations: /healthz and /metrics, with no text in any label or value.
+	m := regexp.MustCompile(`"addr":"([^"]+)"`).FindStringSubmatch(run.output())
+	if m == nil {
+		t.Fatalf("no metrics address logged:\n%s", run.output())
+	}
+	health := httpGet(t, "http://"+m[1]+"/healthz")
+	if strings.TrimSpace(health) != "ok" {
+		t.Errorf("/healthz = %q", health)
+	}
+	metrics := httpGet(t, "http://"+m[1]+"/metrics")
+	for _, want := range []string{
+		`dpinstruct_dead_letters_total{reason="malformed"} 2`,
+		`dpinstruct_dead_letters_total{reason="empty_text"} 2`,
+		`dpinstruct_dead_letters_total{reason="invalid_utf8"} 1`,
+		`dpinstruct_dead_letters_total{reason="oversized"} 1`,
+		`dpinstruct_records_in_total 20`,
+		`dpinstruct_windows_total{outcome="written"} 1`,
+		`dpinstruct_sink_latency_seconds_count{op="write"} 1`,
+		`dpinstruct_consumer_lag`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	assertNoSecret(t, "metrics", metrics, secret)
+
+	// Dead letters: byte-for-byte copies with the reason in a header.
+	dl := readAll(t, addr, "instr.dlq", len(bad))
+	for i, b := range bad {
+		if !bytes.Equal(dl[i].Value, b.value) {
+			t.Errorf("dead letter %d is not a byte copy of the message", i)
+		}
+		if got := header(dl[i], "dpinstruct-reason"); got != b.reason {
+			t.Errorf("dead letter %d reason %q, want %q", i, got, b.reason)
+		}
+		assertNoSecret(t, "dead-letter reason detail", header(dl[i], "dpinstruct-detail"), secret)
+	}
+	ws := writtenWindows(t, conn, dbName)
+	if len(ws) != 1 || ws[0].records != 14 || ws[0].deadLetter != uint64(len(bad)) {
+		t.Fatalf("want one window of 14 records and %d dead letters, got %+v", len(bad), ws)
+	}
+
+	// Graceful shutdown: records of a window still filling are not
+	// committed, so the next run windows them.
+	for i := 0; i < 5; i++ {
+		writeMessages(t, addr, "instr", good(100+i))
+	}
+	time.Sleep(time.Second) // let them be fetched into an open window
+	run.signal(syscall.SIGTERM)
+	if code := run.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d after SIGTERM:\n%s", code, run.output())
+	}
+	rerun := startProc(t, []string{"DPINSTRUCT_WINDOW_MAX_DURATION=1s"}, "run", "--config", cfg, "--max-windows", "1")
+	if code := rerun.wait(time.Minute); code != 0 {
+		t.Fatalf("rerun exit %d:\n%s", code, rerun.output())
+	}
+	checkExactlyOnce(t, conn, dbName, partitionEnds(t, addr, "instr"))
+	assertNoSecret(t, "logs", run.output()+rerun.output(), secret)
+	assertNoSecretInDB(t, conn, dbName, secret)
+}
+
+func TestBadConfigFailsFastNamingTheField(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"unknown field", "kafka:\n  topik: x\n", "topik"},
+		{"bad value", "window:\n  max_records: 0\n  max_duration: 0s\n", "window.max_records"},
+		{"wrong type", "window:\n  lease: soon\n", "window.lease"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			run := startProc(t, nil, "run", "--config", p)
+			if code := run.wait(30 * time.Second); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(run.output(), tt.want) {
+				t.Errorf("output does not name %q:\n%s", tt.want, run.output())
+			}
+		})
+	}
+}
+
+func TestUnreachableServicesGiveClearErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	closed := freePort(t)
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	body := fmt.Sprintf("clickhouse:\n  dsn: clickhouse://default@127.0.0.1:%d/x\n  max_attempts: 2\n  max_backoff: 100ms\n", closed)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := startProc(t, []string{"DPINSTRUCT_OBSERVABILITY_LISTEN="}, "run", "--config", p)
+	if code := run.wait(time.Minute); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(run.output(), "unreachable") || !strings.Contains(run.output(), strconv.Itoa(closed)) {
+		t.Errorf("error does not say the server is unreachable and where:\n%s", run.output())
+	}
 }
