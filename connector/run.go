@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/dpinstruct/dpinstruct/sink"
 	"github.com/dpinstruct/dpinstruct/stream"
@@ -64,6 +65,9 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 		}
 	}
 
+	if err := stream.CheckBrokers(ctx, cfg.Kafka.Brokers, nil, 10*time.Second); err != nil {
+		return fmt.Errorf("kafka (kafka.brokers): %w", err)
+	}
 	ch, err := sink.Open(ctx, SinkConfig(cfg.ClickHouse))
 	if err != nil {
 		return fmt.Errorf("clickhouse: %w", err)

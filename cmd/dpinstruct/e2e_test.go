@@ -325,20 +325,28 @@ func TestBadConfigFailsFastNamingTheField(t *testing.T) {
 }
 
 func TestUnreachableServicesGiveClearErrors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
+	dsn := needClickHouse(t)
+	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	tests := []struct {
+		name, brokers, dsn, want string
+	}{
+		{"clickhouse", startBroker(t, 1), "clickhouse://default@" + closed + "/x", "unreachable"},
+		{"kafka", closed, dsn, "no Kafka broker reachable"},
 	}
-	closed := freePort(t)
-	p := filepath.Join(t.TempDir(), "c.yaml")
-	body := fmt.Sprintf("clickhouse:\n  dsn: clickhouse://default@127.0.0.1:%d/x\n  max_attempts: 2\n  max_backoff: 100ms\n", closed)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run := startProc(t, []string{"DPINSTRUCT_OBSERVABILITY_LISTEN="}, "run", "--config", p)
-	if code := run.wait(time.Minute); code != 1 {
-		t.Errorf("exit %d, want 1", code)
-	}
-	if !strings.Contains(run.output(), "unreachable") || !strings.Contains(run.output(), strconv.Itoa(closed)) {
-		t.Errorf("error does not say the server is unreachable and where:\n%s", run.output())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			body := fmt.Sprintf("kafka:\n  brokers: [%s]\nclickhouse:\n  dsn: %s\n  max_attempts: 2\n  max_backoff: 100ms\n", tt.brokers, tt.dsn)
+			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			run := startProc(t, []string{"DPINSTRUCT_OBSERVABILITY_LISTEN="}, "run", "--config", p)
+			if code := run.wait(time.Minute); code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if !strings.Contains(run.output(), tt.want) || !strings.Contains(run.output(), closed) {
+				t.Errorf("error does not say %q and where (%s):\n%s", tt.want, closed, run.output())
+			}
+		})
 	}
 }
