@@ -65,6 +65,10 @@ type KafkaConfig struct {
 	// bound while a window is processed.
 	QueueCapacity int `yaml:"queue_capacity" env:"QUEUE_CAPACITY"`
 	MaxFetchBytes int `yaml:"max_fetch_bytes" env:"MAX_FETCH_BYTES"`
+	// SessionTimeout: after a crash, the dead member's partitions wait this
+	// long before another member takes them. Shorter recovers faster but
+	// evicts members on long pauses.
+	SessionTimeout time.Duration `yaml:"session_timeout" env:"SESSION_TIMEOUT"`
 }
 
 // ClickHouseConfig says where output and the window ledger go.
@@ -145,6 +149,7 @@ func DefaultConfig() Config {
 			DeadLetterTopic: "instructions.dlq",
 			QueueCapacity:   1000,
 			MaxFetchBytes:   10 << 20,
+			SessionTimeout:  30 * time.Second,
 		},
 		ClickHouse: ClickHouseConfig{
 			DSN:            "clickhouse://default@127.0.0.1:19000/dpinstruct",
@@ -296,6 +301,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.MaxFetchBytes <= 0 {
 		bad("kafka.max_fetch_bytes", "must be > 0")
+	}
+	if c.Kafka.SessionTimeout < time.Second {
+		bad("kafka.session_timeout", "must be at least 1s, got %s", c.Kafka.SessionTimeout)
 	}
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") {
 		bad("clickhouse.dsn", "must start with clickhouse:// (native protocol)")

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"time"
 
@@ -69,6 +72,8 @@ type Connector struct {
 	maxWindows int
 	faults     faults
 	lastStats  time.Time
+	// spillDir is this instance's own directory under window.spill_dir.
+	spillDir string
 }
 
 type partitionKey struct {
@@ -134,7 +139,38 @@ func New(cfg Config, deps Deps, maxWindows int) (*Connector, error) {
 		parts:      map[partitionKey]*partitionState{},
 		maxWindows: maxWindows,
 		faults:     f,
+		spillDir:   filepath.Join(cfg.Window.SpillDir, safeName.ReplaceAllString(cfg.Instance, "_")),
 	}, nil
+}
+
+var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// prepareSpillDir creates this instance's spill directory, private to the
+// connector's user, and deletes what a crashed earlier run of the same
+// instance left there: spill files hold private text and must not outlive
+// their window.
+func (c *Connector) prepareSpillDir() error {
+	for _, d := range []string{c.cfg.Window.SpillDir, c.spillDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return &FieldError{Field: "window.spill_dir", Reason: "cannot be created: " + err.Error()}
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return &FieldError{Field: "window.spill_dir", Reason: "cannot be made private: " + err.Error()}
+		}
+	}
+	stale, err := os.ReadDir(c.spillDir)
+	if err != nil {
+		return fmt.Errorf("reading spill directory: %w", err)
+	}
+	for _, e := range stale {
+		if err := os.RemoveAll(filepath.Join(c.spillDir, e.Name())); err != nil {
+			return fmt.Errorf("removing stale spill files: %w", err)
+		}
+	}
+	if len(stale) > 0 {
+		c.log.Warn("removed spill files left by an earlier run", "entries", len(stale))
+	}
+	return nil
 }
 
 // Written reports how many windows this run wrote and committed.
@@ -164,6 +200,9 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 	}()
 
+	if err := c.prepareSpillDir(); err != nil {
+		return err
+	}
 	if err := c.openSource(); err != nil {
 		return err
 	}
@@ -445,7 +484,7 @@ func (c *Connector) newPending(plan *sink.Window) (*pending, error) {
 		BatchRows:   c.cfg.Window.BatchRows,
 		BatchBytes:  c.cfg.Window.BatchBytes,
 		MemoryBytes: c.cfg.Window.MemoryBytes,
-		SpillDir:    c.cfg.Window.SpillDir,
+		SpillDir:    c.spillDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("window buffer: %w", err)

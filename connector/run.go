@@ -106,6 +106,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 			MaxBytes:        cfg.Kafka.MaxFetchBytes,
 			QueueCapacity:   cfg.Kafka.QueueCapacity,
 			StartFromLatest: cfg.Kafka.StartFromLatest,
+			SessionTimeout:  cfg.Kafka.SessionTimeout,
 		})
 	}
 	c, err := New(cfg, Deps{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -175,13 +176,8 @@ type jsonFields struct {
 
 // scanJSON extracts the known fields of a JSON object.
 func scanJSON(v []byte) (f jsonFields, reason Reason, field, detail string) {
-	if !utf8.Valid(v) {
-		// RFC 8259 requires UTF-8; encoding/json would silently replace the
-		// bad bytes, hiding corrupt text.
-		return f, ReasonInvalidUTF8, "", "value is not valid UTF-8"
-	}
 	var textRaw, idRaw, userRaw, tsRaw []byte
-	if detail := walkObject(v, func(key, val []byte) {
+	collect := func(key, val []byte) {
 		switch string(key) {
 		case "text":
 			textRaw = val
@@ -192,8 +188,21 @@ func scanJSON(v []byte) (f jsonFields, reason Reason, field, detail string) {
 		case "ts":
 			tsRaw = val
 		}
-	}); detail != "" {
-		return f, ReasonMalformed, "", detail
+	}
+	// The common case, a well-formed object, costs one pass (scanObject).
+	// Anything it refuses is checked again below by separate passes, which
+	// decide and name the problem exactly as they always have, so the
+	// rejection rules live in one place and the fast path can only accept.
+	if !scanObject(v, collect) {
+		textRaw, idRaw, userRaw, tsRaw = nil, nil, nil, nil
+		if !utf8.Valid(v) {
+			// RFC 8259 requires UTF-8; encoding/json would silently replace the
+			// bad bytes, hiding corrupt text.
+			return f, ReasonInvalidUTF8, "", "value is not valid UTF-8"
+		}
+		if detail := walkObject(v, collect); detail != "" {
+			return f, ReasonMalformed, "", detail
+		}
 	}
 
 	if textRaw == nil || isNull(textRaw) {
@@ -203,7 +212,9 @@ func scanJSON(v []byte) (f jsonFields, reason Reason, field, detail string) {
 		return f, ReasonMalformed, "text", "text is not a string"
 	}
 	f.text = unquote(textRaw)
-	if len(bytes.TrimSpace([]byte(f.text))) == 0 {
+	// strings.TrimSpace, not bytes.TrimSpace([]byte(...)): same rule, but the
+	// conversion would copy every text once more.
+	if len(strings.TrimSpace(f.text)) == 0 {
 		return f, ReasonEmptyText, "text", "text is blank"
 	}
 	var ok bool
@@ -256,6 +267,234 @@ func walkObject(v []byte, fn func(key, val []byte)) string {
 		}
 	}
 	return ""
+}
+
+// scanObject checks in one pass that v is a JSON object whose strings are
+// valid UTF-8 and whose member values nest at most maxJSONDepth deep, calling
+// fn with the unescaped name and raw value of each member, in order. It is the
+// fast path of utf8.Valid + walkObject (which runs json.Valid, then walks):
+// on the Decoder's hot path those were three passes over every value. It
+// reports only whether v passed; fn may have been called for some members of
+// a value that then fails. It accepts nothing the slow checks reject (the
+// decoder's differential fuzzing compared the two).
+func scanObject(v []byte, fn func(key, val []byte)) bool {
+	i := skipSpace(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return false
+	}
+	i = skipSpace(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return skipSpace(v, i+1) == len(v)
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return false
+		}
+		keyEnd, escaped, ok := scanString(v, i)
+		if !ok {
+			return false
+		}
+		key := v[i+1 : keyEnd-1]
+		if escaped {
+			key = []byte(unquote(v[i:keyEnd]))
+		}
+		i = skipSpace(v, keyEnd)
+		if i >= len(v) || v[i] != ':' {
+			return false
+		}
+		i = skipSpace(v, i+1)
+		valEnd, ok := scanValue(v, i, 0)
+		if !ok {
+			return false
+		}
+		fn(key, v[i:valEnd])
+		i = skipSpace(v, valEnd)
+		if i >= len(v) {
+			return false
+		}
+		switch v[i] {
+		case ',':
+			i = skipSpace(v, i+1)
+		case '}':
+			return skipSpace(v, i+1) == len(v)
+		default:
+			return false
+		}
+	}
+}
+
+// scanValue returns the index just past the JSON value starting at i, and
+// whether it is well formed, valid UTF-8, and nests no deeper than
+// maxJSONDepth counting from depth. Recursion is bounded by maxJSONDepth.
+func scanValue(v []byte, i, depth int) (int, bool) {
+	if i >= len(v) {
+		return i, false
+	}
+	switch c := v[i]; {
+	case c == '"':
+		end, _, ok := scanString(v, i)
+		return end, ok
+	case c == '{' || c == '[':
+		if depth++; depth > maxJSONDepth {
+			return i, false
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		i = skipSpace(v, i+1)
+		if i < len(v) && v[i] == closer {
+			return i + 1, true
+		}
+		for {
+			if c == '{' { // a member name and colon first
+				if i >= len(v) || v[i] != '"' {
+					return i, false
+				}
+				end, _, ok := scanString(v, i)
+				if !ok {
+					return i, false
+				}
+				i = skipSpace(v, end)
+				if i >= len(v) || v[i] != ':' {
+					return i, false
+				}
+				i = skipSpace(v, i+1)
+			}
+			end, ok := scanValue(v, i, depth)
+			if !ok {
+				return end, false
+			}
+			i = skipSpace(v, end)
+			if i >= len(v) {
+				return i, false
+			}
+			switch v[i] {
+			case ',':
+				i = skipSpace(v, i+1)
+			case closer:
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == 't':
+		return scanLiteral(v, i, "true")
+	case c == 'f':
+		return scanLiteral(v, i, "false")
+	case c == 'n':
+		return scanLiteral(v, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return scanNumber(v, i)
+	}
+	return i, false
+}
+
+func scanLiteral(v []byte, i int, lit string) (int, bool) {
+	if len(v)-i >= len(lit) && string(v[i:i+len(lit)]) == lit {
+		return i + len(lit), true
+	}
+	return i, false
+}
+
+// scanNumber returns the index just past the JSON number starting at i:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(v []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if v[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(v) && v[i] == '0':
+		i++
+	case i < len(v) && v[i] >= '1' && v[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return i, false
+	}
+	if i < len(v) && v[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+// plainStringByte marks the ASCII bytes that stand for themselves inside a
+// JSON string: everything but control characters, '"' and '\\'.
+var plainStringByte = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanString returns the index just past the string token starting at the
+// quote at i, whether it contains escapes, and whether it is well formed
+// and valid UTF-8. It is the decoder's innermost loop: instruction text is
+// nearly all plain ASCII, which costs one table lookup a byte.
+func scanString(v []byte, i int) (end int, escaped, ok bool) {
+	j := i + 1
+	for j < len(v) {
+		c := v[j]
+		if c < utf8.RuneSelf {
+			if plainStringByte[c] {
+				j++
+				continue
+			}
+			switch c {
+			case '"':
+				return j + 1, escaped, true
+			case '\\':
+				escaped = true
+				if j+1 >= len(v) {
+					return j, escaped, false
+				}
+				switch v[j+1] {
+				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+					j += 2
+				case 'u':
+					if len(v)-j < 6 || !isHex(v[j+2]) || !isHex(v[j+3]) || !isHex(v[j+4]) || !isHex(v[j+5]) {
+						return j, escaped, false
+					}
+					j += 6
+				default:
+					return j, escaped, false
+				}
+			default: // a control character
+				return j, escaped, false
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(v[j:])
+		if r == utf8.RuneError && size == 1 {
+			return j, escaped, false
+		}
+		j += size
+	}
+	return j, escaped, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 func isNull(raw []byte) bool { return len(raw) == 4 && string(raw) == "null" }

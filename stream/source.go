@@ -22,6 +22,13 @@ type SourceConfig struct {
 	QueueCapacity int           // messages buffered ahead of Fetch; 0 means 1000
 	Dialer        *kafka.Dialer // nil means kafka.DefaultDialer
 
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to others: after a crash, the
+	// partitions of the dead member sit idle this long. Shorter recovers
+	// faster but evicts members on long GC or network pauses. 0 means 30s;
+	// the heartbeat is sent every third of it (at most every 3s).
+	SessionTimeout time.Duration
+
 	// StartFromLatest makes a group with no committed offset for a partition
 	// start at the end of that partition instead of the beginning. It has no
 	// effect where the group has committed offsets.
@@ -92,6 +99,10 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	if cfg.StartFromLatest {
 		rc.StartOffset = kafka.LastOffset
+	}
+	if cfg.SessionTimeout > 0 {
+		rc.SessionTimeout = cfg.SessionTimeout
+		rc.HeartbeatInterval = min(3*time.Second, cfg.SessionTimeout/3)
 	}
 	// kafka.NewReader panics on a bad config; turn that into an error.
 	if err := rc.Validate(); err != nil {

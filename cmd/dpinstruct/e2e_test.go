@@ -350,3 +350,69 @@ func TestUnreachableServicesGiveClearErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSpillFilesArePrivateAndDeletedAfterCommit(t *testing.T) {
+	dsn := needClickHouse(t)
+	t.Parallel()
+	secret := "SECRET-" + randomHex(t, 8)
+	db, conn := freshDatabase(t, dsn)
+	dbName := db[strings.LastIndex(db, "/")+1:]
+	addr := startBroker(t, 1)
+	produceRecords(t, addr, "instr", 2000, secret)
+	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 1000})
+	spill := filepath.Join(t.TempDir(), "spill")
+	env := []string{"DPINSTRUCT_WINDOW_SPILL_DIR=" + spill, "DPINSTRUCT_WINDOW_MEMORY_BYTES=4096", "DPINSTRUCT_WINDOW_BATCH_ROWS=50"}
+
+	run := startProc(t, append(env, "DPINSTRUCT_FAULT=before-commit:1"), "run", "--config", cfg)
+	run.waitFor("FAULT before-commit", time.Minute)
+	files := spillFiles(t, spill)
+	if len(files) == 0 {
+		t.Fatal("a window 25x its memory bound left no spill file")
+	}
+	for path, mode := range files {
+		want := os.FileMode(0o600)
+		if mode.IsDir() {
+			want = 0o700
+		}
+		if mode.Perm() != want {
+			t.Errorf("%s has mode %v, want %v", path, mode.Perm(), want)
+		}
+	}
+	run.signal(syscall.SIGKILL)
+	run.wait(30 * time.Second)
+
+	// The restart removes what the killed run left, and deletes its own
+	// spill files once its window is committed.
+	rerun := startProc(t, env, "run", "--config", cfg, "--max-windows", "1")
+	if code := rerun.wait(time.Minute); code != 0 {
+		t.Fatalf("rerun exit %d:\n%s", code, rerun.output())
+	}
+	for path, mode := range spillFiles(t, spill) {
+		if !mode.IsDir() {
+			t.Errorf("spill file %s outlived its window", path)
+		}
+	}
+	if !strings.Contains(rerun.output(), `"spilled":true`) {
+		t.Errorf("the rerun's window did not spill:\n%s", rerun.output())
+	}
+	checkExactlyOnce(t, conn, dbName, partitionEnds(t, addr, "instr"))
+}
+
+// spillFiles lists everything under dir with its mode.
+func spillFiles(t *testing.T, dir string) map[string]os.FileMode {
+	t.Helper()
+	out := map[string]os.FileMode{}
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir {
+			out[p] = info.Mode()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -158,6 +158,7 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
   topic: %s
   group_id: %s
   dead_letter_topic: %s.dlq
+  session_timeout: 6s
 clickhouse:
   dsn: %s
   max_attempts: 12
