@@ -412,9 +412,11 @@ func (c *Connector) loadPlans(ctx context.Context, ps *partitionState, from int6
 }
 
 // resolvePlans drops abandoned plans and, where non-abandoned plans
-// overlap, keeps the one recorded first (server time, then id). This is
-// the same rule a planner applies when it reads its own plan back, so all
-// replicas agree on which window owns an offset.
+// overlap, keeps a written one if there is one (written windows never
+// overlap, so it must be the winner) and otherwise the one recorded first
+// (server time, then id). This is the same rule a planner applies when it
+// reads its own plan back, so all replicas agree on which window owns an
+// offset.
 func resolvePlans(plans []sink.Window, key partitionKey) []sink.Window {
 	cands := make([]sink.Window, 0, len(plans))
 	for _, p := range plans {
@@ -423,6 +425,12 @@ func resolvePlans(plans []sink.Window, key partitionKey) []sink.Window {
 		}
 	}
 	slices.SortStableFunc(cands, func(a, b sink.Window) int {
+		if aw, bw := a.Status == sink.StatusWritten, b.Status == sink.StatusWritten; aw != bw {
+			if aw {
+				return -1
+			}
+			return 1
+		}
 		if c := a.PlannedAt.Compare(b.PlannedAt); c != 0 {
 			return c
 		}

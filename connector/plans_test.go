@@ -51,6 +51,10 @@ func TestResolvePlans(t *testing.T) {
 			plan("z", 0, 99, time.Second, sink.StatusPlanned),
 			plan("y", 0, 120, time.Second, sink.StatusPlanned),
 		}, []string{"y"}},
+		{"a written window beats an earlier unwritten plan", []sink.Window{
+			plan("crashed-loser", 0, 150, time.Second, sink.StatusPlanned),
+			plan("written", 0, 99, 2*time.Second, sink.StatusWritten),
+		}, []string{"written"}},
 		{"abandoned plans never win", []sink.Window{
 			plan("gone", 0, 99, 0, sink.StatusAbandoned),
 			plan("kept", 0, 120, time.Second, sink.StatusPlanned),
