@@ -645,7 +645,14 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 			return errRestartSource
 		}
 	}
-	if mine != nil && mine.Status == sink.StatusWritten {
+	if mine == nil {
+		// Our own acknowledged insert is not visible: reads are not seeing
+		// writes (a lagging replica?), so the overlap check above proves
+		// nothing. Stop rather than risk two windows over one record.
+		_ = p.buffer.Close()
+		return fmt.Errorf("window %s: recorded plan not visible after %s; is the ledger read from a lagging replica?", w.ID, c.cfg.Window.PlanSettle)
+	}
+	if mine.Status == sink.StatusWritten {
 		// The same range was written before (another replica cut the same
 		// window, or a replay the ledger had not shown us yet): only the
 		// commit is missing.
