@@ -4,6 +4,8 @@
 
 -- One immutable row per (window, partition range). planned_at is filled by the
 -- server (never the client) so concurrent plans are ordered by one clock.
+-- Plain MergeTree, not Replacing: a replayed plan adds a row, and readers
+-- take min(planned_at), which a merge must never drop.
 CREATE TABLE IF NOT EXISTS {db}.window_ranges (
     group_id String,
     topic String,
@@ -12,7 +14,7 @@ CREATE TABLE IF NOT EXISTS {db}.window_ranges (
     last_offset Int64,
     window_id String,
     planned_at DateTime DEFAULT now()
-) ENGINE = ReplacingMergeTree
+) ENGINE = MergeTree
 ORDER BY (group_id, topic, `partition`, first_offset, window_id);
 
 -- Window ledger and metadata. Highest version wins under FINAL.
