@@ -31,17 +31,20 @@ func oldScanJSON(v []byte) (f jsonFields, reason Reason, field, detail string) {
 	if textRaw[0] != '"' {
 		return f, ReasonMalformed, "text", "text is not a string"
 	}
-	f.text = unquote(textRaw)
-	if len(bytes.TrimSpace([]byte(f.text))) == 0 {
+	f.text = []byte(unquote(textRaw))
+	if len(bytes.TrimSpace(f.text)) == 0 {
 		return f, ReasonEmptyText, "text", "text is blank"
 	}
 	var ok bool
-	if f.id, ok = stringOrNumber(idRaw); !ok {
+	var sid, suser string
+	if sid, ok = stringOrNumber(idRaw); !ok {
 		return f, ReasonMalformed, "id", "id is not a string or a number"
 	}
-	if f.userID, ok = stringOrNumber(userRaw); !ok {
+	f.id = []byte(sid)
+	if suser, ok = stringOrNumber(userRaw); !ok {
 		return f, ReasonMalformed, "user_id", "user_id is not a string or a number"
 	}
+	f.userID = []byte(suser)
 	if f.ts, ok = parseTS(tsRaw); !ok {
 		return f, ReasonMalformed, "ts", "ts is not an RFC 3339 string or a unix time in seconds or milliseconds"
 	}
@@ -63,7 +66,7 @@ func FuzzDiffScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v []byte) {
 		a1, a2, a3, a4 := scanJSON(v)
 		b1, b2, b3, b4 := oldScanJSON(v)
-		if a1 != b1 || a2 != b2 || a3 != b3 || a4 != b4 {
+		if string(a1.text) != string(b1.text) || string(a1.id) != string(b1.id) || string(a1.userID) != string(b1.userID) || !a1.ts.Equal(b1.ts) || a2 != b2 || a3 != b3 || a4 != b4 {
 			t.Fatalf("%q: new %+v %q %q %q, old %+v %q %q %q", v, a1, a2, a3, a4, b1, b2, b3, b4)
 		}
 		// the fast path must accept exactly what the slow checks accept
