@@ -9,8 +9,21 @@ import (
 	"time"
 )
 
+// clearEnv hides the caller's DPINSTRUCT_* variables (make test exports a
+// DSN) so a test sees only the file and what it sets itself.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "DPINSTRUCT_") {
+			t.Setenv(k, "") // restores the old value after the test
+			os.Unsetenv(k)
+		}
+	}
+}
+
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
+	clearEnv(t)
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -19,6 +32,7 @@ func writeConfig(t *testing.T, body string) string {
 }
 
 func TestLoadConfigExampleIsValidAndMatchesDefaults(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("DPINSTRUCT_INSTANCE", "test-instance")
 	got, err := LoadConfig("../deploy/local/example.yaml")
 	if err != nil {
@@ -86,6 +100,7 @@ func TestLoadConfigEmptyFileMeansDefaults(t *testing.T) {
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
+	clearEnv(t)
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("want ErrNotExist, got %v", err)
