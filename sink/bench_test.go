@@ -13,11 +13,19 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"testing"
 	"time"
 )
 
-const benchRows = 100_000
+// benchRows is the row count of one benchmark window:
+// DPINSTRUCT_BENCH_WINDOW_ROWS, default 100,000.
+var benchRows = func() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("DPINSTRUCT_BENCH_WINDOW_ROWS"), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}()
 
 // benchRowsData returns benchRows rows whose texts cycle through the Dolly
 // prompts (realistic length and character mix for synthetic instructions),
