@@ -2,9 +2,11 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,5 +66,58 @@ func TestHelpTeachesEveryCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBrokerProduceMigrateCommands(t *testing.T) {
+	dsn := needClickHouse(t)
+	db, _ := freshDatabase(t, dsn)
+
+	brk := startProc(t, nil, "broker", "--listen", "127.0.0.1:0", "--partitions", "2")
+	brk.waitFor("broker listening on ", 30*time.Second)
+	addr := strings.TrimSpace(strings.SplitN(strings.SplitN(brk.output(), "broker listening on ", 2)[1], "\n", 2)[0])
+
+	file := filepath.Join(t.TempDir(), "in.jsonl")
+	var lines []string
+	for i := range 250 {
+		lines = append(lines, fmt.Sprintf(`{"id":"%d","user_id":"u%d","text":"question %d"}`, i, i%7, i))
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prod := startProc(t, nil, "produce", "--brokers", addr, "--topic", "t1", "--file", file, "--key", "user_id")
+	if code := prod.wait(time.Minute); code != 0 {
+		t.Fatalf("produce exit %d:\n%s", code, prod.output())
+	}
+	if !strings.Contains(prod.output(), "produced 250 messages to t1") {
+		t.Errorf("produce output:\n%s", prod.output())
+	}
+	var total int64
+	for _, n := range partitionEnds(t, addr, "t1") {
+		total += n
+	}
+	if total != 250 {
+		t.Errorf("topic holds %d messages, want 250", total)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte(`{"text":"ok"}`+"\n"+`{"txt":"SECRET-line-two"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prod = startProc(t, nil, "produce", "--brokers", addr, "--topic", "t2", "--file", bad)
+	if code := prod.wait(time.Minute); code != 1 || !strings.Contains(prod.output(), "line 2") || strings.Contains(prod.output(), "SECRET") {
+		t.Errorf("a bad line should fail with its number and without its text; exit %d:\n%s", code, prod.output())
+	}
+
+	for _, want := range []string{"applied 0001_init.sql", "schema is up to date"} {
+		mig := startProc(t, nil, "migrate", "--clickhouse", db)
+		if code := mig.wait(time.Minute); code != 0 || !strings.Contains(mig.output(), want) {
+			t.Errorf("migrate exit %d, want output %q:\n%s", code, want, mig.output())
+		}
+	}
+
+	brk.signal(syscall.SIGTERM)
+	if code := brk.wait(30 * time.Second); code != 0 {
+		t.Errorf("broker exit %d after SIGTERM", code)
 	}
 }
