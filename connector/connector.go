@@ -396,11 +396,9 @@ func (c *Connector) resetPartitions() {
 // loadPlans reads the plans of this partition from offset on, keeping only
 // the winners of any overlap (see resolvePlans).
 func (c *Connector) loadPlans(ctx context.Context, ps *partitionState, from int64) error {
-	start := time.Now()
-	plans, err := c.deps.Ledger.Plans(ctx, c.cfg.Kafka.GroupID, ps.key.topic, ps.key.partition, from)
-	c.deps.Metrics.observe("plans", start)
+	plans, err := c.plansFrom(ctx, ps.key, from)
 	if err != nil {
-		return fmt.Errorf("reading window ledger for %s/%d: %w", ps.key.topic, ps.key.partition, err)
+		return err
 	}
 	ps.plans = resolvePlans(plans, ps.key)
 	ps.loaded = true
@@ -409,6 +407,32 @@ func (c *Connector) loadPlans(ctx context.Context, ps *partitionState, from int6
 			"topic", ps.key.topic, "partition", ps.key.partition, "windows", len(ps.plans))
 	}
 	return nil
+}
+
+// plansFrom reads the plans of a partition that reach offset from or
+// later, plus every plan that overlaps those: a plan that starts before
+// from can only be judged against the plans it overlaps there (a written
+// window ending just before from beats it), so the query widens until no
+// plan starts earlier than what was asked.
+func (c *Connector) plansFrom(ctx context.Context, key partitionKey, from int64) ([]sink.Window, error) {
+	for {
+		start := time.Now()
+		plans, err := c.deps.Ledger.Plans(ctx, c.cfg.Kafka.GroupID, key.topic, key.partition, from)
+		c.deps.Metrics.observe("plans", start)
+		if err != nil {
+			return nil, fmt.Errorf("reading window ledger for %s/%d: %w", key.topic, key.partition, err)
+		}
+		earliest := from
+		for _, p := range plans {
+			if r := rangeOf(p, key); r.First >= 0 && r.First < earliest {
+				earliest = r.First
+			}
+		}
+		if earliest == from {
+			return plans, nil
+		}
+		from = earliest
+	}
 }
 
 // resolvePlans drops abandoned plans and, where non-abandoned plans
@@ -566,9 +590,13 @@ func (c *Connector) addReplay(ctx context.Context, ps *partitionState, m kafka.M
 			return err
 		}
 		ps.replay = p
-		if r := rangeOf(plan, ps.key); m.Offset != r.First {
-			c.log.Warn("replay starts inside a planned window; earlier offsets are no longer readable",
-				"window", plan.ID, "first", r.First, "offset", m.Offset)
+		if r := rangeOf(plan, ps.key); m.Offset != r.First && plan.Status != sink.StatusWritten {
+			// Offsets are committed only at the end of written windows, so
+			// a read that starts inside an unwritten plan means its first
+			// records are gone (retention) or the ledger is inconsistent.
+			// Processing part of a window under its id would be wrong.
+			return fmt.Errorf("window %s (offsets %d-%d of %s/%d) cannot be replayed whole: reading resumed at offset %d",
+				plan.ID, r.First, r.Last, r.Topic, r.Partition, m.Offset)
 		}
 	}
 	// A written window's records are not needed again: only its end.
@@ -622,9 +650,7 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 		_ = p.buffer.Close()
 		return err
 	}
-	start = time.Now()
-	plans, err := c.deps.Ledger.Plans(ctx, w.Group, ps.key.topic, ps.key.partition, p.first)
-	c.deps.Metrics.observe("plans", start)
+	plans, err := c.plansFrom(ctx, ps.key, p.first)
 	if err != nil {
 		_ = p.buffer.Close()
 		return fmt.Errorf("reading back window %s: %w", w.ID, err)
@@ -693,26 +719,34 @@ func (c *Connector) finishReplay(ctx context.Context, ps *partitionState) error 
 	return c.process(ctx, latest, p, true)
 }
 
-// awaitLease waits while another live instance holds the plan, then takes
-// it over. It returns the plan's latest state.
+// awaitLease re-reads the plan, waits while another live instance holds
+// it, then takes it over. It returns the plan's latest state, or
+// errRestartSource when the plan turns out not to be a winner (abandoned by
+// its owner, or beaten by a plan this run had not seen).
 func (c *Connector) awaitLease(ctx context.Context, plan sink.Window, key partitionKey) (sink.Window, error) {
-	for plan.Status == sink.StatusPlanned && plan.Owner != c.cfg.Instance && time.Now().Before(plan.LeaseUntil) {
-		c.log.Info("window is leased by another instance; waiting", "window", plan.ID, "owner", plan.Owner, "until", plan.LeaseUntil)
-		if err := sleep(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
-			return plan, err
-		}
-		plans, err := c.deps.Ledger.Plans(ctx, plan.Group, key.topic, key.partition, rangeOf(plan, key).First)
+	for {
+		plans, err := c.plansFrom(ctx, key, rangeOf(plan, key).First)
 		if err != nil {
 			return plan, fmt.Errorf("re-reading window %s: %w", plan.ID, err)
+		}
+		if !slices.ContainsFunc(resolvePlans(plans, key), func(w sink.Window) bool { return w.ID == plan.ID }) {
+			return plan, errRestartSource
 		}
 		for _, p := range plans {
 			if p.ID == plan.ID {
 				plan = p
 			}
 		}
-	}
-	if plan.Status == sink.StatusWritten {
-		return plan, nil
+		if plan.Status == sink.StatusWritten {
+			return plan, nil
+		}
+		if plan.Owner == c.cfg.Instance || !time.Now().Before(plan.LeaseUntil) {
+			break
+		}
+		c.log.Info("window is leased by another instance; waiting", "window", plan.ID, "owner", plan.Owner, "until", plan.LeaseUntil)
+		if err := sleep(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
+			return plan, err
+		}
 	}
 	until := time.Now().Add(c.cfg.Window.Lease)
 	if err := c.deps.Ledger.RenewLease(ctx, plan, c.cfg.Instance, until); err != nil {
