@@ -71,7 +71,7 @@ func TestHelpTeachesEveryCommand(t *testing.T) {
 
 func TestBrokerProduceMigrateCommands(t *testing.T) {
 	dsn := needClickHouse(t)
-	db, _ := freshDatabase(t, dsn)
+	db, _, _ := freshDatabase(t, dsn)
 
 	brk := startProc(t, nil, "broker", "--listen", "127.0.0.1:0", "--partitions", "2")
 	brk.waitFor("broker listening on ", 30*time.Second)

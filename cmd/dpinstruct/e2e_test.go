@@ -42,8 +42,7 @@ func TestCrashAndRestartWritesEachWindowExactlyOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			secret := "SECRET-" + randomHex(t, 8)
-			db, conn := freshDatabase(t, dsn)
-			dbName := db[strings.LastIndex(db, "/")+1:]
+			db, dbName, conn := freshDatabase(t, dsn)
 			addr := startBroker(t, 1)
 			produceRecords(t, addr, "instr", 3000, secret)
 			cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 1000})
@@ -106,8 +105,7 @@ func TestClickHouseRestartMidRun(t *testing.T) {
 	ch("start")
 	t.Cleanup(func() { ch("stop") })
 	dsn := fmt.Sprintf("clickhouse://default@127.0.0.1:%d/default", port)
-	db, conn := freshDatabase(t, dsn)
-	dbName := db[strings.LastIndex(db, "/")+1:]
+	db, dbName, conn := freshDatabase(t, dsn)
 
 	secret := "SECRET-" + randomHex(t, 8)
 	addr := startBroker(t, 1)
@@ -137,8 +135,7 @@ func TestRebalanceWhileWindowOpenPutsNoRecordInTwoWindows(t *testing.T) {
 	dsn := needClickHouse(t)
 	t.Parallel()
 	secret := "SECRET-" + randomHex(t, 8)
-	db, conn := freshDatabase(t, dsn)
-	dbName := db[strings.LastIndex(db, "/")+1:]
+	db, dbName, conn := freshDatabase(t, dsn)
 	addr := startBroker(t, 4)
 	produceRecords(t, addr, "instr", 4000, secret)
 
@@ -206,8 +203,7 @@ func TestBadInputMetricsAndGracefulShutdown(t *testing.T) {
 	dsn := needClickHouse(t)
 	t.Parallel()
 	secret := "SECRET-" + randomHex(t, 8)
-	db, conn := freshDatabase(t, dsn)
-	dbName := db[strings.LastIndex(db, "/")+1:]
+	db, dbName, conn := freshDatabase(t, dsn)
 	addr := startBroker(t, 1)
 
 	good := func(i int) kafka.Message {
@@ -355,8 +351,7 @@ func TestSpillFilesArePrivateAndDeletedAfterCommit(t *testing.T) {
 	dsn := needClickHouse(t)
 	t.Parallel()
 	secret := "SECRET-" + randomHex(t, 8)
-	db, conn := freshDatabase(t, dsn)
-	dbName := db[strings.LastIndex(db, "/")+1:]
+	db, dbName, conn := freshDatabase(t, dsn)
 	addr := startBroker(t, 1)
 	produceRecords(t, addr, "instr", 2000, secret)
 	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 1000})

@@ -70,8 +70,9 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// freshDatabase points dsn at a new, empty database dropped after the test.
-func freshDatabase(t *testing.T, dsn string) (string, driver.Conn) {
+// freshDatabase points dsn at a new, empty database dropped after the test;
+// it returns that DSN, the database name and a connection.
+func freshDatabase(t *testing.T, dsn string) (string, string, driver.Conn) {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -92,7 +93,7 @@ func freshDatabase(t *testing.T, dsn string) (string, driver.Conn) {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 		_ = conn.Close()
 	})
-	return u.String(), conn
+	return u.String(), db, conn
 }
 
 // startBroker runs an embedded broker in the test process: it outlives
@@ -107,16 +108,10 @@ func startBroker(t *testing.T, partitions int) string {
 	return b.Addr()
 }
 
-// produceRecords writes n JSON records, each carrying the secret, spread
-// over the topic's partitions; it returns how many went to each partition.
+// produceRecords writes n JSON records, each carrying the secret, keyed by
+// user so they spread over the topic's partitions.
 func produceRecords(t *testing.T, addr, topic string, n int, secret string) {
 	t.Helper()
-	w := &kafka.Writer{
-		Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchSize: 500, BatchTimeout: 5 * time.Millisecond,
-		AllowAutoTopicCreation: true,
-	}
-	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
 		msgs[i] = kafka.Message{
@@ -124,19 +119,7 @@ func produceRecords(t *testing.T, addr, topic string, n int, secret string) {
 			Value: []byte(fmt.Sprintf(`{"id":"r%d","user_id":"user-%d","text":"please summarise my note %s number %d"}`, i, i%97, secret, i)),
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		err := w.WriteMessages(ctx, msgs...)
-		if err == nil {
-			return
-		}
-		// The first write may race topic auto-creation.
-		if ctx.Err() != nil {
-			t.Fatalf("producing: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	writeMessages(t, addr, topic, msgs...)
 }
 
 type e2eConfig struct {
@@ -414,18 +397,23 @@ func assertNoSecretInDB(t *testing.T, conn driver.Conn, db, secret string) {
 	}
 }
 
+// writeMessages produces msgs synchronously, keyed ones by key hash.
 func writeMessages(t *testing.T, addr, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true, BatchBytes: 1 << 20}
+	w := &kafka.Writer{
+		Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchSize: 500, BatchTimeout: time.Millisecond,
+		BatchBytes: 1 << 20, AllowAutoTopicCreation: true,
+	}
 	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
 		err := w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			return
 		}
+		// The first write may race topic auto-creation.
 		if ctx.Err() != nil {
 			t.Fatalf("producing: %v", err)
 		}
