@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -455,6 +456,14 @@ func resolvePlans(plans []sink.Window, key partitionKey) []sink.Window {
 			}
 			return 1
 		}
+		// An unknown (zero) PlannedAt sorts last: such a plan cannot prove
+		// it came first.
+		if az, bz := a.PlannedAt.IsZero(), b.PlannedAt.IsZero(); az != bz {
+			if az {
+				return 1
+			}
+			return -1
+		}
 		if c := a.PlannedAt.Compare(b.PlannedAt); c != 0 {
 			return c
 		}
@@ -637,23 +646,55 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 		Processor:         name,
 		Params:            params,
 	}
-	w.ID = WindowID(w.Group, w.Ranges)
+	base := WindowID(w.Group, w.Ranges)
+	for try := 1; ; try++ {
+		// A range whose earlier plan was abandoned (it lost a race, and the
+		// winner was abandoned too) cannot reuse that id: an abandoned
+		// status outranks a new plan. Later tries add a suffix, which is
+		// still deterministic given the ledger.
+		w.ID = base
+		if try > 1 {
+			w.ID = fmt.Sprintf("%s-%d", base, try)
+		}
+		retry, err := c.planAndProcess(ctx, ps, w, p)
+		if !retry {
+			return err
+		}
+		if try >= 10 {
+			_ = p.buffer.Close()
+			return fmt.Errorf("window %s: planned %d times under abandoned ids; giving up", base, try)
+		}
+	}
+}
+
+// planAndProcess records w, waits, reads the ledger back, and processes w
+// if it won. retry is true when w's id was abandoned before and the window
+// must be planned again under a new id.
+func (c *Connector) planAndProcess(ctx context.Context, ps *partitionState, w sink.Window, p *pending) (retry bool, err error) {
 	start := time.Now()
 	if err := c.deps.Ledger.PlanWindow(ctx, w); err != nil {
 		_ = p.buffer.Close()
-		return fmt.Errorf("recording window %s in the ledger: %w", w.ID, err)
+		return false, fmt.Errorf("recording window %s in the ledger: %w", w.ID, err)
 	}
 	c.deps.Metrics.observe("plan", start)
+	if took := time.Since(start); took > c.cfg.Window.PlanSettle-time.Second {
+		// Plans are ordered by the server time at which their insert began,
+		// and the settle wait assumes an insert is visible within
+		// plan_settle minus that clock's one-second resolution. A slower
+		// insert could be ordered before a plan that has already checked
+		// and won, so this plan must give way.
+		return false, c.abandon(ctx, w, p, fmt.Sprintf("recording it took %s, over plan_settle-1s", took.Round(time.Millisecond)))
+	}
 	c.faults.hit("after-plan", w.ID, c.log)
 
 	if err := sleep(ctx, c.cfg.Window.PlanSettle); err != nil {
 		_ = p.buffer.Close()
-		return err
+		return false, err
 	}
 	plans, err := c.plansFrom(ctx, ps.key, p.first)
 	if err != nil {
 		_ = p.buffer.Close()
-		return fmt.Errorf("reading back window %s: %w", w.ID, err)
+		return false, fmt.Errorf("reading back window %s: %w", w.ID, err)
 	}
 	var mine *sink.Window
 	for _, k := range resolvePlans(plans, ps.key) {
@@ -662,21 +703,18 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 			break
 		}
 		if overlaps(rangeOf(k, ps.key), w.Ranges[0]) {
-			_ = p.buffer.Close()
-			if err := c.deps.Ledger.Abandon(ctx, w); err != nil {
-				return fmt.Errorf("abandoning window %s: %w", w.ID, err)
-			}
-			c.deps.Metrics.Windows.WithLabelValues("abandoned").Inc()
-			c.log.Warn("window plan overlaps an earlier plan; abandoned", "window", w.ID, "earlier", k.ID)
-			return errRestartSource
+			return false, c.abandon(ctx, w, p, "it overlaps the earlier plan "+k.ID)
 		}
 	}
 	if mine == nil {
+		if slices.ContainsFunc(plans, func(k sink.Window) bool { return k.ID == w.ID && k.Status == sink.StatusAbandoned }) {
+			return true, nil
+		}
 		// Our own acknowledged insert is not visible: reads are not seeing
 		// writes (a lagging replica?), so the overlap check above proves
 		// nothing. Stop rather than risk two windows over one record.
 		_ = p.buffer.Close()
-		return fmt.Errorf("window %s: recorded plan not visible after %s; is the ledger read from a lagging replica?", w.ID, c.cfg.Window.PlanSettle)
+		return false, fmt.Errorf("window %s: recorded plan not visible after %s; is the ledger read from a lagging replica?", w.ID, c.cfg.Window.PlanSettle)
 	}
 	if mine.Status == sink.StatusWritten {
 		// The same range was written before (another replica cut the same
@@ -685,9 +723,21 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 		_ = p.buffer.Close()
 		c.log.Info("window already written by another run; committing its offsets", "window", w.ID)
 		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
-		return c.commit(ctx, w)
+		return false, c.commit(ctx, w)
 	}
-	return c.process(ctx, w, p, false)
+	return false, c.process(ctx, w, p, false)
+}
+
+// abandon gives up a plan this run recorded, and asks the loop to re-read
+// from the committed offsets, where the ledger decides again.
+func (c *Connector) abandon(ctx context.Context, w sink.Window, p *pending, why string) error {
+	_ = p.buffer.Close()
+	if err := c.deps.Ledger.Abandon(ctx, w); err != nil {
+		return fmt.Errorf("abandoning window %s: %w", w.ID, err)
+	}
+	c.deps.Metrics.Windows.WithLabelValues("abandoned").Inc()
+	c.log.Warn("window plan abandoned", "window", w.ID, "because", why)
+	return errRestartSource
 }
 
 // finishReplay completes an existing plan whose records have all been read
@@ -767,10 +817,12 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 		OpenedAt: w.OpenedAt, ClosedAt: w.ClosedAt, ConfiguredRecords: int64(w.ConfiguredRecords),
 		Replay: replay, buffer: p.buffer,
 	}
+	// The lease is renewed until the write is acknowledged: a write retried
+	// across a ClickHouse restart can outlast a lease.
 	stopRenew := c.renewWhileProcessing(ctx, w)
+	defer stopRenew()
 	start := time.Now()
 	res, err := c.deps.Processor.Process(ctx, win)
-	stopRenew()
 	c.deps.Metrics.ProcessTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("processing window %s: %w", w.ID, err)
@@ -784,6 +836,7 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 	if err := c.deps.Ledger.WriteWindow(ctx, w, res.Rows); err != nil {
 		return fmt.Errorf("writing window %s: %w", w.ID, err)
 	}
+	stopRenew()
 	c.deps.Metrics.observe("write", start)
 	c.faults.hit("before-commit", w.ID, c.log)
 	if err := c.commit(ctx, w); err != nil {
@@ -834,7 +887,7 @@ func (c *Connector) renewWhileProcessing(ctx context.Context, w sink.Window) (st
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return sync.OnceFunc(func() { cancel(); <-done })
 }
 
 func describe(p Processor) (string, string) {

@@ -55,6 +55,10 @@ func TestResolvePlans(t *testing.T) {
 			plan("crashed-loser", 0, 150, time.Second, sink.StatusPlanned),
 			plan("written", 0, 99, 2*time.Second, sink.StatusWritten),
 		}, []string{"written"}},
+		{"a plan without a known PlannedAt sorts last", []sink.Window{
+			{ID: "unknown", Status: sink.StatusPlanned, Ranges: []sink.Range{{Topic: "t", Partition: 0, First: 0, Last: 99}}},
+			plan("known", 50, 150, 5*time.Second, sink.StatusPlanned),
+		}, []string{"known"}},
 		{"abandoned plans never win", []sink.Window{
 			plan("gone", 0, 99, 0, sink.StatusAbandoned),
 			plan("kept", 0, 120, time.Second, sink.StatusPlanned),

@@ -151,7 +151,7 @@ window:
   max_records: %d
   max_duration: %s
   lease: %s
-  plan_settle: 1100ms
+  plan_settle: 1500ms
   spill_dir: %s
 processor:
   name: count
