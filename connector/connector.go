@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -828,6 +829,10 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 		return fmt.Errorf("processing window %s: %w", w.ID, err)
 	}
 	c.faults.hit("before-write", w.ID, c.log)
+	// A new attempt id per processing run: a window processed twice (a
+	// crash before its written mark, a lease taken over) publishes only the
+	// rows of the attempt its written mark names, never a mix of two.
+	w.Attempt = newAttemptID()
 	w.Status = sink.StatusWritten
 	w.WrittenAt = time.Now()
 	w.OutputRows = uint64(len(res.Rows))
@@ -888,6 +893,12 @@ func (c *Connector) renewWhileProcessing(ctx context.Context, w sink.Window) (st
 		}
 	}()
 	return sync.OnceFunc(func() { cancel(); <-done })
+}
+
+func newAttemptID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }
 
 func describe(p Processor) (string, string) {

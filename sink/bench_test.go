@@ -120,7 +120,7 @@ func BenchmarkWriteWindow(b *testing.B) {
 	closed := time.Now()
 	ctx := testCtx(b)
 	query := "INSERT INTO " + c.table("synthetic_instructions") +
-		" (id, window_id, group_id, seq, text, cluster, generator_version, epsilon, delta, created_at)"
+		" (id, window_id, attempt, group_id, seq, text, cluster, generator_version, epsilon, delta, created_at)"
 
 	var sink, raw insertPhase
 	writeWindow := func(i int) {
@@ -140,7 +140,7 @@ func BenchmarkWriteWindow(b *testing.B) {
 				b.Fatal(err)
 			}
 			for _, r := range rows {
-				if err := batch.Append(RowID(wid, r.Seq), wid, "g1", r.Seq, r.Text, r.Cluster,
+				if err := batch.Append(RowID(wid, r.Seq), wid, "a1", "g1", r.Seq, r.Text, r.Cluster,
 					r.GeneratorVersion, r.Epsilon, r.Delta, closed); err != nil {
 					b.Fatal(err)
 				}

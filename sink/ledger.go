@@ -18,7 +18,7 @@ var windowCols = []string{
 	"topics", "partitions", "first_offsets", "last_offsets",
 	"configured_records", "records", "bytes", "dead_letters",
 	"opened_at", "closed_at", "written_at",
-	"processor", "params", "output_rows", "epsilon", "delta",
+	"processor", "params", "output_rows", "epsilon", "delta", "attempt",
 }
 
 func validateWindow(op string, w Window) error {
@@ -101,7 +101,7 @@ func (c *Client) putWindow(ctx context.Context, what string, w Window, dedupToke
 			topics, partitions, firsts, lasts,
 			w.ConfiguredRecords, w.Records, w.Bytes, w.DeadLetters,
 			toDT(w.OpenedAt), toDT(w.ClosedAt), toDT(w.WrittenAt),
-			w.Processor, w.Params, w.OutputRows, w.Epsilon, w.Delta,
+			w.Processor, w.Params, w.OutputRows, w.Epsilon, w.Delta, w.Attempt,
 		)
 	})
 }

@@ -388,8 +388,9 @@ func TestModernClickHouse(t *testing.T) {
 				sqlExec(t, c, c.render(stmt))
 			}
 		}
-		if n := sqlCount(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database()); n != 4 {
-			t.Errorf("tables = %d, want 4", n)
+		// four tables and the published_instructions view
+		if n := sqlCount(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database()); n != 5 {
+			t.Errorf("tables = %d, want 5", n)
 		}
 		if n := sqlCount(t, c, "SELECT count() FROM "+c.table("schema_migrations")+" FINAL"); n != uint64(len(names)) {
 			t.Errorf("schema_migrations rows under FINAL = %d, want %d", n, len(names))
@@ -553,6 +554,19 @@ func TestModernClickHouse(t *testing.T) {
 		if err != nil || got.Status != StatusWritten || got.OutputRows != 3 || got.WrittenAt.IsZero() ||
 			!reflect.DeepEqual(got.Ranges, wantRanges) {
 			t.Errorf("after write: %+v, %v; want written with 3 output rows", got, err)
+		}
+
+		// A second attempt supersedes the first in the published view.
+		w.Attempt = "retry"
+		if err := c.WriteWindow(ctx, w, rows[:2]); err != nil {
+			t.Fatalf("WriteWindow(retry): %v", err)
+		}
+		view := c.table("published_instructions")
+		if n := sqlCount(t, c, "SELECT count() FROM "+view+" WHERE window_id = ?", "w-1"); n != 2 {
+			t.Errorf("published rows = %d, want the retry's 2", n)
+		}
+		if n := sqlCount(t, c, "SELECT count() FROM "+view+" WHERE attempt != ?", "retry"); n != 0 {
+			t.Errorf("%d published rows of a superseded attempt", n)
 		}
 	})
 
@@ -721,13 +735,13 @@ func TestModernClickHouse(t *testing.T) {
 			token string
 		}{
 			{"synthetic_instructions", syntheticCols,
-				[]any{RowID("w-1", 0), "w-1", "g1", uint32(0), "text", int32(1), "gen-1", 1.5, 1e-6, time.Unix(1700000000, 0)},
-				"synthetic_instructions:w-1"},
+				[]any{RowID("w-1", 0), "w-1", "a1", "g1", uint32(0), "text", int32(1), "gen-1", 1.5, 1e-6, time.Unix(1700000000, 0)},
+				"synthetic_instructions:w-1:a1"},
 			{"windows", windowCols,
 				[]any{"w-1", "g1", "written", uint64(3)<<48 | 1, "o", epoch, []string{"in"}, []int32{0}, []int64{0}, []int64{9},
 					uint64(10), uint64(10), uint64(100), uint64(0), epoch, epoch, time.Unix(1700000000, 0),
-					"p", "{}", uint64(1), 1.5, 1e-6},
-				"windows:w-1:written"},
+					"p", "{}", uint64(1), 1.5, 1e-6, "a1"},
+				"windows:w-1:written:a1"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.table, func(t *testing.T) {

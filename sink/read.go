@@ -23,7 +23,7 @@ func (c *Client) readWindows(ctx context.Context, what, where string, args []any
 		" topics, partitions, first_offsets, last_offsets," +
 		" configured_records, records, bytes, dead_letters," +
 		" opened_at, closed_at, written_at," +
-		" processor, params, output_rows, epsilon, delta" +
+		" processor, params, output_rows, epsilon, delta, attempt" +
 		" FROM " + c.table("windows") + " FINAL WHERE " + where
 	rangesQ := "SELECT group_id, window_id, topic, `partition`, first_offset, last_offset, min(planned_at)" +
 		" FROM " + c.table("window_ranges") + " WHERE " + where +
@@ -55,7 +55,7 @@ func (c *Client) readWindows(ctx context.Context, what, where string, args []any
 				&topics, &partitions, &firsts, &lasts,
 				&w.ConfiguredRecords, &w.Records, &w.Bytes, &w.DeadLetters,
 				&opened, &closed, &written,
-				&w.Processor, &w.Params, &w.OutputRows, &w.Epsilon, &w.Delta); err != nil {
+				&w.Processor, &w.Params, &w.OutputRows, &w.Epsilon, &w.Delta, &w.Attempt); err != nil {
 				return err
 			}
 			w.ID, w.Group, w.Status = k.id, k.group, Status(status)

@@ -53,6 +53,10 @@ type Window struct {
 	OutputRows uint64
 	Epsilon    float64
 	Delta      float64
+	// Attempt names one processing run of the window. Its output rows carry
+	// it, and the written row records which attempt was published
+	// (published_instructions).
+	Attempt string
 
 	// PlannedAt is read-only: the earliest server-assigned planned_at of the
 	// window's range rows. It orders concurrent plans independently of

@@ -64,3 +64,43 @@ func TestWriteWindowIdempotent(t *testing.T) {
 		})
 	}
 }
+
+// A window processed twice (a crash after its rows but before it was
+// marked written, then a replay) publishes only the attempt the written
+// row names, never a mix of the two.
+func TestPublishedInstructionsShowOneAttempt(t *testing.T) {
+	c := newTestDB(t, true)
+	ctx := testCtx(t)
+	w := testWindow("wa", Range{"in", 0, 0, 99})
+	if err := c.PlanWindow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(n int, tag string) []Row {
+		out := make([]Row, n)
+		for i := range out {
+			out[i] = Row{Seq: uint32(i), Text: fmt.Sprintf("%s %d", tag, i)}
+		}
+		return out
+	}
+	// The first attempt's rows land, but its written mark is superseded
+	// by the second attempt's (a later version of the same window row).
+	w.Attempt = "first"
+	if err := c.WriteWindow(ctx, w, rows(5, "first")); err != nil {
+		t.Fatal(err)
+	}
+	w.Attempt = "second"
+	if err := c.WriteWindow(ctx, w, rows(3, "second")); err != nil {
+		t.Fatal(err)
+	}
+	view := c.table("published_instructions")
+	if n := count(t, c, "SELECT count() FROM "+view); n != 3 {
+		t.Errorf("published rows = %d, want the second attempt's 3", n)
+	}
+	if n := count(t, c, "SELECT count() FROM "+view+" WHERE attempt != 'second'"); n != 0 {
+		t.Errorf("%d published rows come from another attempt", n)
+	}
+	got, _, err := c.Window(ctx, w.ID)
+	if err != nil || got.Attempt != "second" || got.OutputRows != 3 {
+		t.Errorf("window = %+v, %v; want attempt second with 3 rows", got, err)
+	}
+}

@@ -304,7 +304,7 @@ func writtenWindows(t *testing.T, conn driver.Conn, db string) []writtenWindow {
 
 // checkExactlyOnce asserts the written windows tile each partition's
 // offsets [0, perPartition[p]) with no gap and no overlap, and that the
-// output table holds exactly one copy of each window's rows.
+// published output holds exactly one copy of each window's rows.
 func checkExactlyOnce(t *testing.T, conn driver.Conn, db string, perPartition map[int32]int64) []writtenWindow {
 	t.Helper()
 	ws := writtenWindows(t, conn, db)
@@ -325,13 +325,13 @@ func checkExactlyOnce(t *testing.T, conn driver.Conn, db string, perPartition ma
 			t.Errorf("partition %d: written windows end at %d, want %d (records lost)", p, next[p], n)
 		}
 	}
-	var final, distinctKeys uint64
+	var published, distinctKeys uint64
 	if err := conn.QueryRow(context.Background(), fmt.Sprintf(
-		"SELECT count(), uniqExact(window_id, seq) FROM %s.synthetic_instructions FINAL", db)).Scan(&final, &distinctKeys); err != nil {
+		"SELECT count(), uniqExact(window_id, seq) FROM %s.published_instructions", db)).Scan(&published, &distinctKeys); err != nil {
 		t.Fatal(err)
 	}
-	if final != wantRows || distinctKeys != wantRows {
-		t.Errorf("synthetic_instructions FINAL has %d rows (%d distinct), windows promise %d", final, distinctKeys, wantRows)
+	if published != wantRows || distinctKeys != wantRows {
+		t.Errorf("published_instructions has %d rows (%d distinct), windows promise %d", published, distinctKeys, wantRows)
 	}
 	return ws
 }

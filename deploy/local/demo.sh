@@ -44,11 +44,11 @@ echo
 echo "== report"
 ch -q "SELECT window_id, status, partitions, first_offsets, last_offsets, records, dead_letters, output_rows, processor
        FROM windows FINAL ORDER BY first_offsets FORMAT PrettyCompactMonoBlock"
-ch -q "SELECT count() AS synthetic_rows, uniqExact(window_id) AS windows FROM synthetic_instructions FINAL FORMAT PrettyCompactMonoBlock"
-ch -q "SELECT window_id, seq, text FROM synthetic_instructions FINAL ORDER BY window_id, seq LIMIT 5 FORMAT PrettyCompactMonoBlock"
+ch -q "SELECT count() AS synthetic_rows, uniqExact(window_id) AS windows FROM published_instructions FORMAT PrettyCompactMonoBlock"
+ch -q "SELECT window_id, seq, text FROM published_instructions ORDER BY window_id, seq LIMIT 5 FORMAT PrettyCompactMonoBlock"
 cat <<SQL
 
 What an analyst runs next (clickhouse-client --port $CH_PORT --database $DB):
   SELECT window_id, records, output_rows, epsilon, delta FROM windows FINAL WHERE status = 'written';
-  SELECT window_id, count() FROM synthetic_instructions FINAL GROUP BY window_id;
+  SELECT window_id, count() FROM published_instructions GROUP BY window_id;
 SQL

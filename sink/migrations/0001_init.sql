@@ -41,15 +41,19 @@ CREATE TABLE IF NOT EXISTS {db}.windows (
     output_rows UInt64,
     epsilon Float64,
     delta Float64,
+    attempt String,
     updated_at DateTime DEFAULT now()
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (group_id, window_id);
 
--- Synthetic output. The sorting key is the dedup key, so a replayed window
--- collapses to one copy under FINAL.
+-- Synthetic output of every processing attempt of a window. A window that is
+-- processed again (after a crash before it was marked written, or by a
+-- replica that took over its lease) writes a new attempt; rows of one attempt
+-- are deterministic in their key, so a retried insert collapses under FINAL.
 CREATE TABLE IF NOT EXISTS {db}.synthetic_instructions (
     id String,
     window_id String,
+    attempt String,
     group_id String,
     seq UInt32,
     text String,
@@ -59,4 +63,14 @@ CREATE TABLE IF NOT EXISTS {db}.synthetic_instructions (
     delta Float64,
     created_at DateTime
 ) ENGINE = ReplacingMergeTree
-ORDER BY (window_id, seq);
+ORDER BY (window_id, attempt, seq);
+
+-- What was released: the rows of the one attempt each written window
+-- recorded. Analysts and annotation tools read this, never the table above.
+CREATE VIEW IF NOT EXISTS {db}.published_instructions AS
+SELECT id, window_id, attempt, group_id, seq, text, cluster, generator_version, epsilon, delta, created_at
+FROM {db}.synthetic_instructions FINAL
+WHERE (window_id, attempt) IN
+(
+    SELECT window_id, attempt FROM {db}.windows FINAL WHERE status = 'written'
+);
