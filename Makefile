@@ -11,6 +11,9 @@ export DPINSTRUCT_DATA ?= $(abspath ../shared/data)
 
 BIN := bin/dpinstruct
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+# gotestsum runs `go test` and ends with a one-line summary (tests, skips,
+# failures); its exit status is go test's.
+GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 
 .PHONY: all build vet test test-short demo clickhouse clickhouse-stop bench clean
 
@@ -30,7 +33,7 @@ clickhouse-stop:
 
 ## test: vet, start the local ClickHouse, run every test with -race.
 test: vet clickhouse
-	go test $(GO_TEST_FLAGS) ./...
+	$(GOTESTSUM) --format pkgname -- $(GO_TEST_FLAGS) ./...
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
 test-short:
