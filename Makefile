@@ -33,7 +33,7 @@ clickhouse-stop:
 
 ## test: vet, start the local ClickHouse, run every test with -race.
 test: vet clickhouse
-	$(GOTESTSUM) --format pkgname -- $(GO_TEST_FLAGS) ./...
+	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
 test-short:
