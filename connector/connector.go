@@ -152,13 +152,13 @@ var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 // instance left there: spill files hold private text and must not outlive
 // their window.
 func (c *Connector) prepareSpillDir() error {
-	for _, d := range []string{c.cfg.Window.SpillDir, c.spillDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return &FieldError{Field: "window.spill_dir", Reason: "cannot be created: " + err.Error()}
-		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return &FieldError{Field: "window.spill_dir", Reason: "cannot be made private: " + err.Error()}
-		}
+	// Only the instance's own directory is forced to 0700: spill_dir itself
+	// may be a shared directory such as /tmp, whose mode is not ours to change.
+	if err := os.MkdirAll(c.spillDir, 0o700); err != nil {
+		return &FieldError{Field: "window.spill_dir", Reason: "cannot be created: " + err.Error()}
+	}
+	if err := os.Chmod(c.spillDir, 0o700); err != nil {
+		return &FieldError{Field: "window.spill_dir", Reason: "cannot be made private: " + err.Error()}
 	}
 	stale, err := os.ReadDir(c.spillDir)
 	if err != nil {
