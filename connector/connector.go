@@ -70,10 +70,11 @@ type Connector struct {
 	src     Source
 	parts   map[partitionKey]*partitionState
 	// written counts windows this run processed, wrote and committed.
-	written    int
-	maxWindows int
-	faults     faults
-	lastStats  time.Time
+	written      int
+	maxWindows   int
+	faults       faults
+	lastStats    time.Time
+	lastProgress time.Time
 	// spillDir is this instance's own directory under window.spill_dir.
 	spillDir string
 }
@@ -272,6 +273,9 @@ func (c *Connector) step(ctx, work context.Context) error {
 	return c.handle(work, m)
 }
 
+// updateLag refreshes the lag gauge once a second and, every
+// progressEvery, logs how far the open windows have filled, so a long
+// window shows progress without a metrics dashboard.
 func (c *Connector) updateLag() {
 	type statser interface{ Stats() kafka.ReaderStats }
 	s, ok := c.src.(statser)
@@ -279,8 +283,24 @@ func (c *Connector) updateLag() {
 		return
 	}
 	c.lastStats = time.Now()
-	c.deps.Metrics.Lag.Set(float64(s.Stats().Lag))
+	lag := s.Stats().Lag
+	c.deps.Metrics.Lag.Set(float64(lag))
+	if time.Since(c.lastProgress) < progressEvery {
+		return
+	}
+	c.lastProgress = time.Now()
+	var open, filled int64
+	for _, ps := range c.parts {
+		if ps.open != nil {
+			open++
+			filled += ps.open.records + ps.open.deadLetters
+		}
+	}
+	c.log.Info("progress", "windows_written", c.written, "open_windows", open,
+		"records_in_open_windows", filled, "window_records", c.cfg.Window.MaxRecords, "lag", lag)
 }
+
+const progressEvery = 10 * time.Second
 
 // nextDue is the earliest time an open window must close by duration.
 func (c *Connector) nextDue() (time.Time, bool) {
