@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/dpinstruct/dpinstruct/models/base"
+	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/pretrain"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
+)
+
+func newGenerateCmd() *cobra.Command {
+	var (
+		modelDir string
+		outPath  string
+		n        int
+		opts     lm.SampleOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Sample synthetic instructions from a model folder (default: the shipped base model)",
+		Long: `Samples instructions from a model folder written by pretrain (or by the DP
+fine-tuning of a window) and writes them as JSON lines, {"text": ...}, to
+stdout or --out. Sampling starts from an empty prompt and stops at the
+end-of-text token or --max-tokens. Exact duplicates and empty samples are
+dropped (and counted) and sampling continues until N distinct instructions
+are written, or 20*N have been drawn.
+
+Without --model it uses the base model shipped inside this binary, trained on
+public data only (docs/MODELS.md).`,
+		Example: `  dpinstruct generate --n 20
+  dpinstruct generate --model out/window-7 --n 1000 --top-p 0.95 --seed 7 --out synthetic.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 {
+				return usageError{errors.New("--n must be at least 1")}
+			}
+			dir := modelDir
+			if dir == "" {
+				d, cleanup, err := base.Extract()
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				dir = d
+			}
+			m, err := lm.Load(dir)
+			if err != nil {
+				return err
+			}
+			tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if outPath != "" {
+				f, err := os.Create(outPath)
+				if err != nil {
+					return usageError{fmt.Errorf("--out: %w", err)}
+				}
+				defer f.Close()
+				out = f
+			}
+			w := bufio.NewWriter(out)
+			defer w.Flush()
+
+			bar := progressbar.NewOptions(n, progressbar.OptionSetDescription("sampling"),
+				progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionClearOnFinish())
+			seen := map[string]bool{}
+			var drawn, dups, empty, tokens int
+			start := time.Now()
+			for round := uint64(0); len(seen) < n && drawn < 20*n; round++ {
+				o := opts
+				o.Seed = opts.Seed + round*0x9e3779b97f4a7c15
+				want := n - len(seen)
+				seqs, err := m.Generate(cmd.Context(), want, o)
+				if err != nil {
+					return err
+				}
+				for _, s := range seqs {
+					drawn++
+					tokens += len(s)
+					// Byte-level tokens can end mid-character: drop broken bytes.
+					text := strings.TrimSpace(strings.ToValidUTF8(tok.Decode(s), ""))
+					switch {
+					case text == "":
+						empty++
+					case seen[text]:
+						dups++
+					case len(seen) < n:
+						seen[text] = true
+						line, _ := json.Marshal(struct {
+							Text string `json:"text"`
+						}{text})
+						w.Write(append(line, '\n'))
+						_ = bar.Add(1)
+					}
+				}
+			}
+			_ = bar.Finish()
+			el := time.Since(start)
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d instructions; drew %d samples (%d exact duplicates and %d empty dropped), %d tokens in %s (%.0f tokens/s)\n",
+				len(seen), drawn, dups, empty, tokens, el.Round(time.Millisecond), float64(tokens)/el.Seconds())
+			if len(seen) < n {
+				return fmt.Errorf("only %d distinct instructions after %d samples", len(seen), drawn)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelDir, "model", "", "model folder (default: the shipped base model)")
+	f.IntVar(&n, "n", 10, "instructions to write")
+	f.Float64Var(&opts.Temperature, "temperature", 1.0, "sampling temperature")
+	f.Float64Var(&opts.TopP, "top-p", 0.95, "nucleus sampling mass (1 disables)")
+	f.IntVar(&opts.TopK, "top-k", 0, "keep only the K most likely tokens (0 disables)")
+	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens per instruction (default: the model's context)")
+	f.Uint64Var(&opts.Seed, "seed", 1, "sampling seed")
+	f.IntVar(&opts.BatchSize, "batch", 32, "sequences decoded together")
+	f.StringVar(&outPath, "out", "", "write JSON lines here instead of stdout")
+	return cmd
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/dpinstruct/dpinstruct/models/pretrain"
+)
+
+func newPretrainCmd() *cobra.Command {
+	var opts pretrain.Options
+	cmd := &cobra.Command{
+		Use:   "pretrain",
+		Short: "Train the public base generator (tokenizer + language model) on public text",
+		Long: `Trains a byte-level BPE tokenizer and a small decoder-only transformer on public
+text only, and writes them to one model folder (config.json, model.safetensors,
+tokenizer.json, pretrain.json). Paths under a dolly/ folder are refused: Dolly
+stands in for private data and must never train the base model.
+
+The run checkpoints every --checkpoint-every steps and on Ctrl-C; running the
+same command again resumes from the last checkpoint (same tokenizer, weights,
+Adam state and data order). --steps counts all steps, earlier runs included.
+
+Corpus formats: *.jsonl and *.jsonl.gz (field "text"), *.txt (one text per
+paragraph). Directories are read recursively.`,
+		Example: `  # the shipped base model (models/base), about 25 minutes on 2 cores:
+  dpinstruct pretrain --out models/base \
+      --corpus ../shared/data/public/oasst1-turkunlp/train_messages.jsonl.gz \
+      --corpus ../shared/data/public/hh-rlhf --corpus ../shared/data/public/self-instruct \
+      --corpus ../shared/data/public/open-assistant --corpus ../shared/data/public/awesome-chatgpt-prompts \
+      --held-out ../shared/data/public/fastchat --held-out ../shared/data/public/oasst1-turkunlp/prompts.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(opts.Corpus) == 0 || opts.Out == "" {
+				return usageError{errors.New("--corpus and --out are required")}
+			}
+			bar := progressbar.NewOptions(opts.Steps,
+				progressbar.OptionSetDescription("pretraining"),
+				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowElapsedTimeOnFinish(),
+				progressbar.OptionThrottle(500*time.Millisecond),
+			)
+			opts.Progress = func(step, steps int, loss float32) {
+				bar.Describe(fmt.Sprintf("pretraining (loss %.3f)", loss))
+				_ = bar.Set(step)
+			}
+			opts.Log = func(format string, args ...any) {
+				_ = bar.Clear()
+				fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...)
+			}
+			res, err := pretrain.Run(cmd.Context(), opts)
+			_ = bar.Finish()
+			fmt.Fprintln(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "model: %s (%d parameters, vocab %d)\n", opts.Out, res.Params, res.TokenizerVocab)
+			fmt.Fprintf(out, "trained: %d steps on %d texts (%d tokens), %s in all, %.0f tokens/s this run\n",
+				res.Steps, res.TrainTexts, res.TrainTokens, res.Elapsed.Round(time.Second), res.TokensPerSec)
+			if !math.IsNaN(res.HeldOutPPL) {
+				fmt.Fprintf(out, "held-out perplexity: %.2f on %d texts\n", res.HeldOutPPL, res.HeldOutTexts)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&opts.Corpus, "corpus", nil, "public text: files or directories (repeatable)")
+	f.StringSliceVar(&opts.HeldOut, "held-out", nil, "public text kept out of training, for the held-out perplexity (repeatable)")
+	f.StringVar(&opts.Out, "out", "", "model folder to write (and resume from)")
+	f.IntVar(&opts.VocabSize, "vocab", 4096, "tokenizer vocabulary size (when the folder has no tokenizer yet)")
+	f.IntVar(&opts.Context, "context", 64, "context length in tokens")
+	f.IntVar(&opts.Layers, "layers", 4, "transformer layers")
+	f.IntVar(&opts.Width, "width", 192, "model width (d_model)")
+	f.IntVar(&opts.Heads, "heads", 4, "attention heads")
+	f.IntVar(&opts.Steps, "steps", 1000, "total training steps, earlier runs included")
+	f.IntVar(&opts.BatchSize, "batch", 32, "sequences per step")
+	f.Float64Var(&opts.LearningRate, "lr", 1e-3, "Adam learning rate")
+	f.IntVar(&opts.CheckpointEvery, "checkpoint-every", 100, "save the folder every this many steps")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed for initialisation and data order")
+	return cmd
+}

@@ -1,0 +1,49 @@
+// Package base ships the public base generator inside the binary: a small
+// language model and its tokenizer, trained by `dpinstruct pretrain` on
+// public data only (docs/MODELS.md says how to re-create it). It is public,
+// so carrying it costs no privacy; every DP window fine-tunes a copy of it.
+package base
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Dir is the model folder in the repository, relative to its root: the
+// target of the documented pretrain command.
+const Dir = "models/base/model"
+
+// The optimizer state of a pretraining run stays out: only what sampling
+// and fine-tuning need is shipped.
+//
+//go:embed model/config.json model/model.safetensors model/tokenizer.json model/pretrain.json
+var files embed.FS
+
+// Extract writes the shipped model folder to a new temporary directory and
+// returns it with a function that removes it.
+func Extract() (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "dpinstruct-base-")
+	if err != nil {
+		return "", nil, fmt.Errorf("base model: %w", err)
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	entries, err := fs.ReadDir(files, "model")
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("base model: %w", err)
+	}
+	for _, e := range entries {
+		data, err := files.ReadFile("model/" + e.Name())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)
+		}
+		if err != nil {
+			cleanup()
+			return "", nil, fmt.Errorf("base model: %w", err)
+		}
+	}
+	return dir, cleanup, nil
+}
