@@ -19,12 +19,17 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
+// backendHelp documents --backend for every command that runs a model.
+const backendHelp = `compute backend: "go" (pure Go, the default), "go:<config>", or "xla:<plugin>" ` +
+	`(e.g. xla:cuda; only in binaries built with -tags xla; $DPINSTRUCT_BACKEND)`
+
 func newGenerateCmd() *cobra.Command {
 	var (
 		modelDir string
 		outPath  string
 		n        int
 		opts     lm.SampleOptions
+		backend  string
 	)
 	cmd := &cobra.Command{
 		Use:   "generate",
@@ -54,7 +59,11 @@ public data only (docs/MODELS.md).`,
 				defer cleanup()
 				dir = d
 			}
-			m, err := lm.Load(dir)
+			be, err := lm.BackendFromName(backend)
+			if err != nil {
+				return usageError{fmt.Errorf("--backend: %w", err)}
+			}
+			m, err := lm.Load(dir, lm.WithBackend(be))
 			if err != nil {
 				return err
 			}
@@ -129,5 +138,6 @@ public data only (docs/MODELS.md).`,
 	f.Uint64Var(&opts.Seed, "seed", 1, "sampling seed")
 	f.IntVar(&opts.BatchSize, "batch", 32, "sequences decoded together")
 	f.StringVar(&outPath, "out", "", "write JSON lines here instead of stdout")
+	f.StringVar(&backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -85,5 +86,6 @@ paragraph). Directories are read recursively.`,
 	f.Float64Var(&opts.LearningRate, "lr", 1e-3, "Adam learning rate")
 	f.IntVar(&opts.CheckpointEvery, "checkpoint-every", 100, "save the folder every this many steps")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed for initialisation and data order")
+	f.StringVar(&opts.Backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd
 }

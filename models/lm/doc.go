@@ -112,4 +112,19 @@
 // Run the race tests with -gcflags='github.com/gomlx/compute/...=-d=checkptr=0';
 // without it the tests that execute graphs skip with that message instead
 // of crashing the package (see checkptr_race_test.go).
+//
+// # GPT-2 checkpoints and backends
+//
+// LoadGPT2 reads a Hugging Face GPT-2 folder (config.json plus
+// model.safetensors or a sharded index; F32, F16 or BF16; names optionally
+// prefixed "transformer.") from local disk; the naming map is in its doc
+// comment, and the folder's tokenizer.json is loaded with
+// models/tokenizer.Load. The result is an ordinary Model (Save writes it in
+// this package's format), so fine-tuning and sampling work the same way.
+//
+// BackendFromName picks the compute backend: "go" (the default, pure Go,
+// SIMD kernels with GOEXPERIMENT=simd), "go:<config>", or "xla:<plugin>"
+// in builds with -tags xla (locally installed PJRT plugins only, such as
+// jax's CUDA plugin on a GPU machine; automatic download is disabled). The
+// CLI takes it from --backend or DPINSTRUCT_BACKEND.
 package lm

@@ -56,6 +56,8 @@ type Options struct {
 	CheckpointEvery int
 	// Seed fixes initialisation and data order (default 1).
 	Seed uint64
+	// Backend names the compute backend (lm.BackendFromName; default "go").
+	Backend string
 	// Progress, if set, is called after every step.
 	Progress func(step, steps int, loss float32)
 	// Log, if set, receives one line per checkpoint or notable event.
@@ -256,8 +258,12 @@ func loadOrTrainTokenizer(ctx context.Context, opts Options, train *corpus.Reade
 }
 
 func loadOrNewModel(opts Options, tok *tokenizer.Tokenizer) (*lm.Model, error) {
+	backend, err := lm.BackendFromName(opts.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("pretrain: %w", err)
+	}
 	if _, err := os.Stat(filepath.Join(opts.Out, lm.ConfigFile)); err == nil {
-		m, err := lm.Load(opts.Out)
+		m, err := lm.Load(opts.Out, lm.WithBackend(backend))
 		if err != nil {
 			return nil, fmt.Errorf("pretrain: resume: %w", err)
 		}
@@ -268,7 +274,7 @@ func loadOrNewModel(opts Options, tok *tokenizer.Tokenizer) (*lm.Model, error) {
 	}
 	cfg := lm.DefaultConfig(tok.VocabSize(), tok.EOS())
 	cfg.Context, cfg.Layers, cfg.Width, cfg.Heads = opts.Context, opts.Layers, opts.Width, opts.Heads
-	return lm.New(cfg, opts.Seed)
+	return lm.New(cfg, opts.Seed, lm.WithBackend(backend))
 }
 
 // encodeAll tokenizes every text, keeping at most context-1 tokens (the
