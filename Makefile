@@ -17,7 +17,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m -gcflags='github.com/gomlx/compute/
 # failures); its exit status is go test's.
 GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 
-.PHONY: all build vet test test-short demo clickhouse clickhouse-stop bench clean
+.PHONY: all build vet test test-short demo clickhouse clickhouse-stop bench base-model clean
 
 all: build
 
@@ -48,6 +48,16 @@ demo: build clickhouse
 ## bench: the data-plane benchmarks behind docs/BENCHMARKS.md.
 bench: clickhouse
 	deploy/local/bench.sh
+
+## base-model: re-create the shipped base model (models/base/model) from public
+## data only; about 45 minutes on 2 cores. Resumes if interrupted.
+PUBLIC := $(DPINSTRUCT_DATA)/public
+base-model: build
+	$(BIN) pretrain --out models/base/model \
+	  --corpus $(PUBLIC)/oasst1-turkunlp/train_messages.jsonl.gz --corpus $(PUBLIC)/hh-rlhf \
+	  --corpus $(PUBLIC)/self-instruct --corpus $(PUBLIC)/open-assistant --corpus $(PUBLIC)/awesome-chatgpt-prompts \
+	  --held-out $(PUBLIC)/fastchat --held-out $(PUBLIC)/oasst1-turkunlp/prompts.jsonl \
+	  --steps 2400 --checkpoint-every 100
 
 clean:
 	rm -rf bin .dpinstruct/spill
