@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,7 +126,7 @@ func Load(dir string, opts ...Option) (*Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("lm: load: %s lacks %q", WeightsFile, name)
 		}
-		if !equalDims(t.Shape().Dimensions, want[name]) {
+		if !slices.Equal(t.Shape().Dimensions, want[name]) {
 			return nil, fmt.Errorf("lm: load: %q has shape %v, config implies %v", name, t.Shape().Dimensions, want[name])
 		}
 		if _, err := m.store.CreateVariable("/"+name, t); err != nil {
@@ -161,18 +162,6 @@ func Load(dir string, opts ...Option) (*Model, error) {
 		}
 	}
 	return m, nil
-}
-
-func equalDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // safetensors: 8-byte little-endian header length N, N bytes of JSON

@@ -36,6 +36,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -309,7 +310,7 @@ func (s *gpt2Source) get(name string, want ...int) ([]float32, error) {
 	s.used[full] = true
 	f := s.files[file]
 	e := f.entries[full]
-	if !equalDims(e.Shape, want) {
+	if !slices.Equal(e.Shape, want) {
 		return nil, fmt.Errorf("lm: load gpt2: tensor %q has shape %v, config.json implies %v", full, e.Shape, want)
 	}
 	data, err := f.float32s(full)
@@ -419,7 +420,7 @@ func (m *Model) loadGPT2Tensors(s *gpt2Source) error {
 	if c.TiedEmbeddings {
 		if _, ok := s.tensors["lm_head.weight"]; ok {
 			// A tied checkpoint may still carry the (shared) matrix.
-			if e := s.files[s.tensors["lm_head.weight"]].entries["lm_head.weight"]; !equalDims(e.Shape, []int{V, d}) {
+			if e := s.files[s.tensors["lm_head.weight"]].entries["lm_head.weight"]; !slices.Equal(e.Shape, []int{V, d}) {
 				return fmt.Errorf("lm: load gpt2: tensor %q has shape %v, config.json implies %v", "lm_head.weight", e.Shape, []int{V, d})
 			}
 			s.used["lm_head.weight"] = true

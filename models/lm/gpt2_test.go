@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -383,7 +384,7 @@ func TestLoadGPT2MatchesReference(t *testing.T) {
 			for _, p := range want {
 				_, gd, _ := m.Weight(p)
 				_, wd, _ := ref.Weight(p)
-				if !equalDims(gd, wd) {
+				if !slices.Equal(gd, wd) {
 					t.Fatalf("%s: dims %v, New has %v", p, gd, wd)
 				}
 			}

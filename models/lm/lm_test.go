@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,7 +130,7 @@ func TestPackBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			gotIn, gotTg, gotMk := tensors.MustCopyFlatData[int32](in), tensors.MustCopyFlatData[int32](tg), tensors.MustCopyFlatData[float32](mk)
-			if !equalSlices(gotIn, tc.wantIn) || !equalSlices(gotTg, tc.wantTg) || !equalSlices(gotMk, tc.wantMask) {
+			if !slices.Equal(gotIn, tc.wantIn) || !slices.Equal(gotTg, tc.wantTg) || !slices.Equal(gotMk, tc.wantMask) {
 				t.Fatalf("got in=%v tg=%v mask=%v, want %v %v %v", gotIn, gotTg, gotMk, tc.wantIn, tc.wantTg, tc.wantMask)
 			}
 		})
@@ -137,18 +138,6 @@ func TestPackBatch(t *testing.T) {
 	if _, _, _, err := PackBatch([][]int32{{99}}, 1, 4, cfg); err == nil {
 		t.Fatal("out-of-vocab id accepted")
 	}
-}
-
-func equalSlices[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestOverfitToyCorpus(t *testing.T) {
@@ -184,7 +173,7 @@ func TestOverfitToyCorpus(t *testing.T) {
 	}
 	found := false
 	for _, s := range corpus {
-		if equalSlices(append(append([]int32(nil), out[0]...), tinyEOS), s) {
+		if slices.Equal(append(append([]int32(nil), out[0]...), tinyEOS), s) {
 			found = true
 		}
 	}
@@ -352,13 +341,13 @@ func TestTrainAdaptersOnlyKeepsBase(t *testing.T) {
 	}
 	b1, a1 := snapshot(t, m, base), snapshot(t, m, adapters)
 	for _, p := range base {
-		if !equalSlices(b0[p], b1[p]) {
+		if !slices.Equal(b0[p], b1[p]) {
 			t.Fatalf("base weight %s changed while training adapters only", p)
 		}
 	}
 	changed := 0
 	for _, p := range adapters {
-		if !equalSlices(a0[p], a1[p]) {
+		if !slices.Equal(a0[p], a1[p]) {
 			changed++
 		}
 	}
@@ -519,7 +508,7 @@ func TestGenerateDeterministic(t *testing.T) {
 	a, b, c := gen(1), gen(1), gen(2)
 	same := func(x, y [][]int32) bool {
 		for i := range x {
-			if !equalSlices(x[i], y[i]) {
+			if !slices.Equal(x[i], y[i]) {
 				return false
 			}
 		}
