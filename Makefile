@@ -50,14 +50,24 @@ bench: clickhouse
 	deploy/local/bench.sh
 
 ## base-model: re-create the shipped base model (models/base/model) from public
-## data only; about 45 minutes on 2 cores. Resumes if interrupted.
+## data only, in two stages: 2400 steps on all public text (oasst1 messages and
+## the prompt sets), then 400 steps on the prompt sets alone, which steers the
+## samples towards instructions. About 55 minutes on 2 cores. It trains in
+## .dpinstruct/base-model (resumable: rerun after an interruption), then copies
+## what is shipped into models/base/model.
 PUBLIC := $(DPINSTRUCT_DATA)/public
+PROMPT_SETS := --corpus $(PUBLIC)/hh-rlhf --corpus $(PUBLIC)/self-instruct \
+	--corpus $(PUBLIC)/open-assistant --corpus $(PUBLIC)/awesome-chatgpt-prompts
+HELD_OUT := --held-out $(PUBLIC)/fastchat --held-out $(PUBLIC)/oasst1-turkunlp/prompts.jsonl
+BASE_WORK := .dpinstruct/base-model
 base-model: build
-	$(BIN) pretrain --out models/base/model \
-	  --corpus $(PUBLIC)/oasst1-turkunlp/train_messages.jsonl.gz --corpus $(PUBLIC)/hh-rlhf \
-	  --corpus $(PUBLIC)/self-instruct --corpus $(PUBLIC)/open-assistant --corpus $(PUBLIC)/awesome-chatgpt-prompts \
-	  --held-out $(PUBLIC)/fastchat --held-out $(PUBLIC)/oasst1-turkunlp/prompts.jsonl \
+	$(BIN) pretrain --out $(BASE_WORK) \
+	  --corpus $(PUBLIC)/oasst1-turkunlp/train_messages.jsonl.gz $(PROMPT_SETS) $(HELD_OUT) \
 	  --steps 2400 --checkpoint-every 100
+	$(BIN) pretrain --out $(BASE_WORK) $(PROMPT_SETS) $(HELD_OUT) \
+	  --steps 2800 --checkpoint-every 100
+	cp $(BASE_WORK)/config.json $(BASE_WORK)/model.safetensors $(BASE_WORK)/tokenizer.json \
+	  $(BASE_WORK)/pretrain.json models/base/model/
 
 clean:
 	rm -rf bin .dpinstruct/spill

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -119,5 +120,35 @@ func TestBrokerProduceMigrateCommands(t *testing.T) {
 	brk.signal(syscall.SIGTERM)
 	if code := brk.wait(30 * time.Second); code != 0 {
 		t.Errorf("broker exit %d after SIGTERM", code)
+	}
+}
+
+func TestGenerateWritesDistinctJSONLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads and runs the shipped model")
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	run := startProc(t, nil, "generate", "--n", "6", "--max-tokens", "24", "--seed", "5", "--out", out)
+	if code := run.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, run.output())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var rec struct{ Text string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || strings.TrimSpace(rec.Text) == "" {
+			t.Errorf("bad line %q: %v", l, err)
+		}
+		if seen[rec.Text] {
+			t.Errorf("duplicate %q", rec.Text)
+		}
+		seen[rec.Text] = true
+	}
+	if len(lines) != 6 || !strings.Contains(run.output(), "wrote 6 instructions") {
+		t.Errorf("%d lines; output:\n%s", len(lines), run.output())
 	}
 }

@@ -29,12 +29,12 @@ Adam state and data order). --steps counts all steps, earlier runs included.
 
 Corpus formats: *.jsonl and *.jsonl.gz (field "text"), *.txt (one text per
 paragraph). Directories are read recursively.`,
-		Example: `  # the shipped base model (models/base), about 25 minutes on 2 cores:
-  dpinstruct pretrain --out models/base \
+		Example: `  # a first model on all public text (the shipped one is made by make base-model,
+  # which runs this and then continues on the prompt sets alone, see docs/MODELS.md):
+  dpinstruct pretrain --out .dpinstruct/base-model \
       --corpus ../shared/data/public/oasst1-turkunlp/train_messages.jsonl.gz \
       --corpus ../shared/data/public/hh-rlhf --corpus ../shared/data/public/self-instruct \
-      --corpus ../shared/data/public/open-assistant --corpus ../shared/data/public/awesome-chatgpt-prompts \
-      --held-out ../shared/data/public/fastchat --held-out ../shared/data/public/oasst1-turkunlp/prompts.jsonl`,
+      --held-out ../shared/data/public/fastchat --steps 2400`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(opts.Corpus) == 0 || opts.Out == "" {

@@ -1,0 +1,57 @@
+package base
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
+)
+
+// load extracts and loads the shipped model and its tokenizer.
+func load(tb testing.TB) (*lm.Model, *tokenizer.Tokenizer) {
+	tb.Helper()
+	dir, cleanup, err := Extract()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cleanup)
+	m, err := lm.Load(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, tok
+}
+
+func TestShippedModelMatchesItsTokenizerAndSamples(t *testing.T) {
+	m, tok := load(t)
+	cfg := m.Config()
+	if cfg.VocabSize != tok.VocabSize() || cfg.EOS != tok.EOS() {
+		t.Fatalf("model vocab %d / eos %d, tokenizer %d / %d", cfg.VocabSize, cfg.EOS, tok.VocabSize(), tok.EOS())
+	}
+	if _, adapters := m.NumParams(); adapters != 0 {
+		t.Errorf("the base model ships with %d adapter parameters, want none", adapters)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seqs, err := m.Generate(ctx, 4, lm.SampleOptions{Seed: 1, BatchSize: 4, MaxTokens: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonEmpty := 0
+	for _, s := range seqs {
+		if strings.TrimSpace(tok.Decode(s)) != "" {
+			nonEmpty++
+		}
+	}
+	if len(seqs) != 4 || nonEmpty == 0 {
+		t.Errorf("got %d samples, %d non-empty", len(seqs), nonEmpty)
+	}
+}
