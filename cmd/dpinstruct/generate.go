@@ -83,10 +83,7 @@ public data only (docs/MODELS.md).`,
 			w := bufio.NewWriter(out)
 			defer w.Flush()
 
-			bar := progressbar.NewOptions(n, progressbar.OptionSetDescription("sampling"),
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionClearOnFinish())
+			bar := newProgressBar(cmd.ErrOrStderr(), int64(n), "sampling", progressbar.OptionClearOnFinish())
 			seen := map[string]bool{}
 			var drawn, dups, empty, tokens int
 			start := time.Now()

@@ -40,14 +40,8 @@ paragraph). Directories are read recursively.`,
 			if len(opts.Corpus) == 0 || opts.Out == "" {
 				return usageError{errors.New("--corpus and --out are required")}
 			}
-			bar := progressbar.NewOptions(opts.Steps,
-				progressbar.OptionSetDescription("pretraining"),
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionShowElapsedTimeOnFinish(),
-				progressbar.OptionThrottle(500*time.Millisecond),
-			)
+			bar := newProgressBar(cmd.ErrOrStderr(), int64(opts.Steps), "pretraining",
+				progressbar.OptionShowElapsedTimeOnFinish())
 			opts.Progress = func(step, steps int, loss float32) {
 				bar.Describe(fmt.Sprintf("pretraining (loss %.3f)", loss))
 				_ = bar.Set(step)

@@ -39,15 +39,8 @@ itself is never printed).`,
 			if err != nil {
 				return err
 			}
-			bar := progressbar.NewOptions64(st.Size(),
-				progressbar.OptionSetDescription("producing "+opts.Topic),
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionClearOnFinish(),
-			)
+			bar := newProgressBar(cmd.ErrOrStderr(), st.Size(), "producing "+opts.Topic,
+				progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
 			reader := progressbar.NewReader(f, bar)
 			start := time.Now()
 			n, err := stream.ProduceJSONL(cmd.Context(), &reader, opts)
