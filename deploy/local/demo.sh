@@ -46,6 +46,9 @@ ch -q "SELECT window_id, status, partitions, first_offsets, last_offsets, record
        FROM windows FINAL ORDER BY first_offsets FORMAT PrettyCompactMonoBlock"
 ch -q "SELECT count() AS synthetic_rows, uniqExact(window_id) AS windows FROM published_instructions FORMAT PrettyCompactMonoBlock"
 ch -q "SELECT window_id, seq, text FROM published_instructions ORDER BY window_id, seq LIMIT 5 FORMAT PrettyCompactMonoBlock"
+echo
+echo "== the public base generator, before any DP fine-tuning (dpinstruct generate --n 5)"
+"$BIN" generate --n 5 --seed 7 --max-tokens 40 2>/dev/null
 cat <<SQL
 
 What an analyst runs next (clickhouse-client --port $CH_PORT --database $DB):
