@@ -1,0 +1,152 @@
+package privacy
+
+import (
+	"fmt"
+	"math"
+)
+
+// Accountant composes mechanisms by adding their RDP curves over a fixed
+// set of orders. The zero value is ready to use: it takes DefaultOrders()
+// and the Improved conversion on first use.
+type Accountant struct {
+	// Orders are the Rényi orders; nil means DefaultOrders(). Do not
+	// change them after the first Compose call.
+	Orders []float64
+	// Conversion selects the RDP -> (eps, delta) conversion.
+	Conversion Conversion
+
+	rdp []float64
+}
+
+// NewAccountant returns an accountant over the given orders (nil for the
+// defaults) using the given conversion.
+func NewAccountant(orders []float64, conv Conversion) *Accountant {
+	return &Accountant{Orders: orders, Conversion: conv}
+}
+
+func (a *Accountant) init() {
+	if a.Orders == nil {
+		a.Orders = DefaultOrders()
+	}
+	if a.rdp == nil {
+		a.rdp = make([]float64, len(a.Orders))
+	}
+}
+
+// ComposeSGD adds steps steps of DP-SGD with Poisson sampling rate q and
+// noise multiplier sigma (the subsampled Gaussian mechanism).
+func (a *Accountant) ComposeSGD(q, sigma float64, steps int) {
+	a.init()
+	for k, r := range RDP(q, sigma, steps, a.Orders) {
+		a.rdp[k] += r
+	}
+}
+
+// ComposeGaussian adds one Gaussian mechanism with L2 sensitivity 1 and
+// noise std sigma (for example the DP histogram release with sigma_h),
+// whose RDP is alpha/(2 sigma^2).
+func (a *Accountant) ComposeGaussian(sigma float64) {
+	a.ComposeSGD(1, sigma, 1)
+}
+
+// RDP returns a copy of the composed RDP curve, aligned with Orders.
+func (a *Accountant) RDP() []float64 {
+	a.init()
+	return append([]float64(nil), a.rdp...)
+}
+
+// Epsilon returns the epsilon of everything composed so far at the given
+// delta, minimised over the orders, and the order attaining it.
+func (a *Accountant) Epsilon(delta float64) (eps, order float64) {
+	a.init()
+	return EpsilonFromRDP(a.Orders, a.rdp, delta, a.Conversion)
+}
+
+// Delta returns the delta of everything composed so far at the given
+// epsilon, minimised over the orders, and the order attaining it.
+func (a *Accountant) Delta(eps float64) (delta, order float64) {
+	a.init()
+	return DeltaFromRDP(a.Orders, a.rdp, eps, a.Conversion)
+}
+
+// Options tunes NoiseForEpsilon. The zero value means DefaultOrders(),
+// the Improved conversion, relative tolerance 1e-4 and no extra
+// mechanisms.
+type Options struct {
+	Orders     []float64
+	Conversion Conversion
+	// RelTol is the relative tolerance on sigma: the search stops when
+	// hi/lo - 1 <= RelTol and returns hi, which meets the target. 0 means
+	// 1e-4.
+	RelTol float64
+	// HistogramSigma, if > 0, composes one sensitivity-1 Gaussian release
+	// with this noise std with the DP-SGD steps (it is fixed, not searched).
+	HistogramSigma float64
+}
+
+// NoiseForEpsilon returns (to relative tolerance opts.RelTol, default 1e-4)
+// the smallest noise multiplier sigma such that steps steps of DP-SGD with
+// Poisson rate q (plus the optional histogram release) are
+// (targetEps, delta)-DP under the RDP accountant. The returned sigma always
+// meets the target; the true minimum lies within a factor (1+RelTol) below
+// it. It bisects on log sigma.
+func NoiseForEpsilon(targetEps, delta, q float64, steps int, opts Options) (float64, error) {
+	switch {
+	case !(targetEps > 0) || math.IsInf(targetEps, 1):
+		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
+	case !(delta > 0 && delta < 1):
+		return 0, fmt.Errorf("%w: delta %v", ErrInvalid, delta)
+	case !(q > 0 && q <= 1):
+		return 0, fmt.Errorf("%w: q %v not in (0,1]", ErrInvalid, q)
+	case steps < 1:
+		return 0, fmt.Errorf("%w: steps %d", ErrInvalid, steps)
+	}
+	tol := opts.RelTol
+	if tol <= 0 {
+		tol = 1e-4
+	}
+	orders := opts.Orders
+	if orders == nil {
+		orders = DefaultOrders()
+	}
+	var base []float64
+	if opts.HistogramSigma > 0 {
+		base = RDP(1, opts.HistogramSigma, 1, orders)
+		if e, _ := EpsilonFromRDP(orders, base, delta, opts.Conversion); e > targetEps {
+			return 0, fmt.Errorf("%w: histogram release alone gives eps %v > target %v", ErrInvalid, e, targetEps)
+		}
+	}
+	ok := func(sigma float64) bool {
+		r := RDP(q, sigma, steps, orders)
+		for k := range base {
+			r[k] += base[k]
+		}
+		e, _ := EpsilonFromRDP(orders, r, delta, opts.Conversion)
+		return e <= targetEps
+	}
+	lo, hi := 1.0, 1.0
+	for ok(lo) {
+		lo /= 2
+		if lo < 1e-6 {
+			return lo, nil
+		}
+	}
+	for !ok(hi) {
+		hi *= 2
+		if hi > 1e6 {
+			return 0, fmt.Errorf("%w: no sigma <= 1e6 meets eps %v", ErrInvalid, targetEps)
+		}
+	}
+	if lo > hi/2 { // lo was never decreased below the first failing point
+		lo = hi / 2
+	}
+	for hi/lo-1 > tol {
+		mid := math.Sqrt(lo * hi)
+		if ok(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi, nil
+}
