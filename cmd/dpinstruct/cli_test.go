@@ -152,3 +152,30 @@ func TestGenerateWritesDistinctJSONLines(t *testing.T) {
 		t.Errorf("%d lines; output:\n%s", len(lines), run.output())
 	}
 }
+
+func TestPrivacyCommandsPrintTheLastLine(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // prefix of the last line
+	}{
+		{[]string{"privacy", "epsilon", "--noise", "1.5", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5"}, "epsilon=7.32911117"},
+		{[]string{"privacy", "noise", "--epsilon", "8", "--delta", "1e-5", "--sample-rate", "0.04", "--steps", "2250"}, "noise=1.41"},
+		{[]string{"privacy", "epsilon", "--noise", "1.3", "--sample-rate", "0.0025", "--steps", "6000", "--delta", "1e-5"}, "epsilon=0.72422340"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:2], " "), func(t *testing.T) {
+			run := startProc(t, nil, tt.args...)
+			if code := run.wait(30 * time.Second); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, run.output())
+			}
+			lines := strings.Split(strings.TrimSpace(run.output()), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, tt.want) {
+				t.Errorf("last line %q, want prefix %q", last, tt.want)
+			}
+		})
+	}
+	run := startProc(t, nil, "privacy", "epsilon", "--accountant", "pld", "--noise", "1", "--sample-rate", "0.1", "--steps", "1")
+	if code := run.wait(30 * time.Second); code == 0 || !strings.Contains(run.output(), "not implemented") {
+		t.Errorf("--accountant pld should fail clearly; exit %d:\n%s", code, run.output())
+	}
+}

@@ -65,6 +65,6 @@ or simply: make demo`,
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBrokerCmd(), newProduceCmd(), newRunCmd(), newMigrateCmd(), newConfigCmd(), newPretrainCmd(), newGenerateCmd())
+	root.AddCommand(newBrokerCmd(), newProduceCmd(), newRunCmd(), newMigrateCmd(), newConfigCmd(), newPretrainCmd(), newGenerateCmd(), newPrivacyCmd())
 	return root
 }
