@@ -37,13 +37,10 @@ epsilon=<value> or noise=<value>, for scripts.`,
 		return 0, usageError{fmt.Errorf("--conversion must be improved or classic, not %q", conversion)}
 	}
 	checkAccountant := func() error {
-		switch accountant {
-		case "rdp":
-			return nil
-		case "pld":
-			return errors.New("--accountant pld is not implemented yet; use rdp (an upper bound on what PLD would give)")
+		if accountant != "rdp" && accountant != "pld" {
+			return usageError{fmt.Errorf("--accountant must be rdp or pld, not %q", accountant)}
 		}
-		return usageError{fmt.Errorf("--accountant must be rdp or pld, not %q", accountant)}
+		return nil
 	}
 	eps := &cobra.Command{
 		Use:   "epsilon",
@@ -65,15 +62,29 @@ epsilon=<value> or noise=<value>, for scripts.`,
 			if delta <= 0 || delta >= 1 {
 				return usageError{errors.New("--delta must be in (0, 1)")}
 			}
-			a := privacy.NewAccountant(nil, c)
-			if steps > 0 {
-				a.ComposeSGD(q, sigma, steps)
+			var e float64
+			if accountant == "pld" {
+				if steps == 0 {
+					q, sigma = 1, histSigma // the histogram alone
+					steps, histSigma = 1, 0
+				}
+				e, err = privacy.PLDEpsilon(q, sigma, steps, delta, privacy.PLDOptions{HistogramSigma: histSigma})
+				if err != nil {
+					return usageError{err}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "accountant=pld interval=%g (an upper bound, at most steps*interval above the true epsilon)\n", privacy.DefaultPLDInterval)
+			} else {
+				a := privacy.NewAccountant(nil, c)
+				if steps > 0 {
+					a.ComposeSGD(q, sigma, steps)
+				}
+				if histSigma > 0 {
+					a.ComposeGaussian(histSigma)
+				}
+				var order float64
+				e, order = a.Epsilon(delta)
+				fmt.Fprintf(cmd.OutOrStdout(), "accountant=rdp conversion=%s best_order=%g\n", conversion, order)
 			}
-			if histSigma > 0 {
-				a.ComposeGaussian(histSigma)
-			}
-			e, order := a.Epsilon(delta)
-			fmt.Fprintf(cmd.OutOrStdout(), "accountant=rdp conversion=%s best_order=%g\n", conversion, order)
 			fmt.Fprintf(cmd.OutOrStdout(), "epsilon=%s\n", strconv.FormatFloat(e, 'g', 10, 64))
 			return nil
 		},
@@ -84,6 +95,9 @@ epsilon=<value> or noise=<value>, for scripts.`,
 		Example: `  dpinstruct privacy noise --epsilon 8 --delta 1e-5 --sample-rate 0.04 --steps 2250`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if accountant == "pld" {
+				return usageError{errors.New("privacy noise calibrates with --accountant rdp only (pld calibration is not implemented)")}
+			}
 			if err := checkAccountant(); err != nil {
 				return err
 			}
@@ -106,7 +120,7 @@ epsilon=<value> or noise=<value>, for scripts.`,
 		f.IntVar(&steps, "steps", 0, "DP-SGD steps")
 		f.Float64Var(&delta, "delta", 1e-6, "delta of the (epsilon, delta) guarantee")
 		f.Float64Var(&histSigma, "histogram-sigma", 0, "noise std of one DP histogram composed with the steps (0: none)")
-		f.StringVar(&accountant, "accountant", "rdp", "rdp (pld: not yet)")
+		f.StringVar(&accountant, "accountant", "rdp", "rdp, or pld (tighter; epsilon only)")
 		f.StringVar(&conversion, "conversion", "improved", "RDP to (epsilon, delta) conversion: improved or classic")
 	}
 	eps.Flags().Float64Var(&sigma, "noise", 0, "noise multiplier sigma of DP-SGD")

@@ -1,0 +1,300 @@
+// Package dpsgd implements DP-SGD for the generator (models/lm): per-example
+// gradient norms computed from the model's taps (never by materialising B
+// copies of the gradient, and never by clipping the aggregated gradient),
+// per-example clipping, and the clipped summed gradient.
+//
+// # How it works
+//
+// For a batch of B examples with per-example losses L_b (lm.PerExampleLoss:
+// the sum of an example's masked token losses), one backward pass of
+// Σ_b L_b gives g = dL/dOutput for every tapped layer; since examples do not
+// interact, g[b] is example b's gradient w.r.t. that layer's output. Each
+// tap kind (see lm.LayerKind) then yields example b's weight gradient:
+//
+//	dense, LoRA A/B:  dW_b = Σ_t x[b,t]ᵀ g[b,t]          (outer-product form)
+//	dense bias:       db_b = Σ_t g[b,t]
+//	layer norm:       dgain_b = Σ_t x̂[b,t]·g[b,t], dbias_b = Σ_t g[b,t]
+//	pos embedding:    dP_b[t] = g[b,t]
+//	token embedding:  dE_b = Σ_t onehot(id[b,t])ᵀ g[b,t]  (outer-product form)
+//	tied head:        dE_b += Σ_t g[b,t]ᵀ h[b,t]          (outer-product form)
+//
+// Outer-product contributions to the same weight (token embedding and tied
+// head share the table) are concatenated along the time axis before the norm
+// is taken, so the two parts are added per example BEFORE squaring. The
+// squared Frobenius norm of Σ_t a[b,t]ᵀ c[b,t] is computed either with the
+// ghost-norm identity ‖A_bᵀC_b‖² = ⟨A_bA_bᵀ, C_bC_bᵀ⟩ (two T×T Gram
+// matrices per example; for the embedding, A_bA_bᵀ is the equal-token mask)
+// or explicitly (einsum "bti,bto->bio", then the sum of squares), whichever
+// costs fewer multiplications (NormAuto), or as forced by Options.Method.
+//
+// The per-example norm is the square root of the sum over all trainable
+// weights. Clip factors are c_b = min(1, C/(norm_b + 1e-12)), held constant
+// (StopGradient), and the clipped summed gradient Σ_b c_b·∇L_b is the
+// gradient of Σ_b c_b·L_b (a second backward pass in the same graph).
+//
+// Padded rows (mask all zero) have L_b = 0, zero output gradients, norm
+// exactly 0 and contribute exactly zero.
+//
+// Build and test with GOEXPERIMENT=simd exported (see models/lm); under
+// -race add -gcflags='github.com/gomlx/compute/...=-d=checkptr=0'.
+//
+// Not implemented yet: Gaussian noise N(0, (sigma*C)^2) on the summed
+// clipped gradient, division by the expected batch size, the Adam step
+// (optimizer.Adam()...Done() type-asserted to UpdateGraphWithGradients,
+// whose grads slice must follow the order in which the optimizer visits the
+// trainable variables), Poisson sampling and privacy accounting.
+package dpsgd
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph-building code reads better unqualified
+	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/dpinstruct/dpinstruct/models/lm"
+)
+
+// NormMethod selects how the squared norm of an outer-product gradient
+// Σ_t a[b,t]ᵀ c[b,t] is computed.
+type NormMethod int
+
+const (
+	// NormAuto picks, per weight, the cheaper of NormGhost and NormExplicit.
+	NormAuto NormMethod = iota
+	// NormGhost uses Gram matrices: cost B·T²·(I+O).
+	NormGhost
+	// NormExplicit forms the per-example gradient [B, I, O]: cost B·T·I·O.
+	NormExplicit
+)
+
+// Options configures ClippedGradients.
+type Options struct {
+	// Clip is the per-example L2 clipping bound C (> 0).
+	Clip float64
+	// Trainable selects the weights whose gradient is clipped and returned
+	// (lm.TrainAll, lm.TrainBase or lm.TrainAdapters).
+	Trainable lm.TrainSet
+	// Method for outer-product norms (default NormAuto).
+	Method NormMethod
+}
+
+// Result of ClippedGradients; all nodes live in the caller's graph.
+type Result struct {
+	// Grads maps every trainable weight's store path to Σ_b c_b·∇_w L_b
+	// (same shape as the weight). Not noised, not divided by the batch size.
+	Grads map[string]*Node
+	// Norms is float32 [B]: each example's gradient norm over the trainable
+	// set, before clipping.
+	Norms *Node
+	// Factors is float32 [B]: the clip factors c_b (constants).
+	Factors *Node
+	// Loss is float32 [B]: the per-example losses L_b.
+	Loss *Node
+}
+
+// Trains reports whether the weight at store path p is in the set s
+// (mirrors lm's rule: TrainBase = "/base/...", TrainAdapters = "/lora/...",
+// TrainAll = both).
+func Trains(s lm.TrainSet, p string) bool {
+	switch s {
+	case lm.TrainBase:
+		return strings.HasPrefix(p, lm.BaseScope+"/")
+	case lm.TrainAdapters:
+		return strings.HasPrefix(p, lm.LoRAScope+"/")
+	default:
+		return lm.IsWeight(p)
+	}
+}
+
+// ClippedGradients builds, in graph g (which must belong to a model.Exec
+// created on m.Store()), the forward pass on tokens [B,T] int32, the
+// per-example losses against targets [B,T] int32 with mask [B,T] float32,
+// the per-example gradient norms over the trainable set, and the clipped
+// summed gradient. It panics (GoMLX style, inside graph building) on bad
+// options or if a trainable weight is not covered by a tap.
+func ClippedGradients(m *lm.Model, g *Graph, tokens, targets, mask *Node, opts Options) *Result {
+	if opts.Clip <= 0 {
+		exceptions.Panicf("dpsgd: clip bound must be > 0, got %g", opts.Clip)
+	}
+	taps := &lm.Taps{}
+	logits := m.Logits(g, tokens, taps)
+	perEx := lm.PerExampleLoss(logits, targets, mask)
+	norms := PerExampleNorms(m, taps, perEx, opts.Trainable, opts.Method)
+
+	factors := StopGradient(MinScalar(MulScalar(Inverse(AddScalar(norms, 1e-12)), opts.Clip), 1.0))
+	weighted := ReduceAllSum(Mul(perEx, factors))
+	paths := trainablePaths(m, opts.Trainable)
+	vars := make([]*Node, len(paths))
+	for i, p := range paths {
+		vars[i] = m.Store().GetVariable(p).NodeValue(g)
+	}
+	gr := Gradient(weighted, vars...)
+	res := &Result{Grads: make(map[string]*Node, len(paths)), Norms: norms, Factors: factors, Loss: perEx}
+	for i, p := range paths {
+		res.Grads[p] = gr[i]
+	}
+	return res
+}
+
+func trainablePaths(m *lm.Model, set lm.TrainSet) []string {
+	var out []string
+	for _, p := range m.WeightPaths(false) {
+		if Trains(set, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		exceptions.Panicf("dpsgd: no trainable weights for set %s", set)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// outer is one outer-product contribution Σ_t a[b,t]ᵀ c[b,t] to a weight.
+type outer struct{ a, c *Node }
+
+// PerExampleNorms returns float32 [B]: for each example b, the L2 norm of
+// ∇L_b over the weights of set, from the taps filled by m.Logits and the
+// per-example losses perEx [B] built from those logits. It takes one
+// backward pass (gradients w.r.t. the needed taps' outputs). Every trainable
+// weight must be covered by a tap (it panics otherwise).
+func PerExampleNorms(m *lm.Model, taps *lm.Taps, perEx *Node, set lm.TrainSet, method NormMethod) *Node {
+	var need []*lm.Tap
+	for _, t := range taps.List {
+		if Trains(set, t.Weight) || (t.Bias != "" && Trains(set, t.Bias)) {
+			need = append(need, t)
+		}
+	}
+	if len(need) == 0 {
+		exceptions.Panicf("dpsgd: no tapped layer is trainable under %s", set)
+	}
+	outs := make([]*Node, len(need))
+	for i, t := range need {
+		outs[i] = t.Output
+	}
+	grads := Gradient(ReduceAllSum(perEx), outs...)
+
+	outers := map[string][]outer{} // weight path -> contributions
+	var order []string             // deterministic order of outers
+	var sq []*Node                 // [B] squared-norm terms
+	covered := map[string]bool{}
+	addOuter := func(p string, a, c *Node) {
+		if _, ok := outers[p]; !ok {
+			order = append(order, p)
+		}
+		outers[p] = append(outers[p], outer{a, c})
+	}
+	// sumSq: per-example sum of squares of x [B, ...].
+	sumSq := func(x *Node) *Node {
+		axes := make([]int, x.Rank()-1)
+		for i := range axes {
+			axes[i] = i + 1
+		}
+		return ReduceSum(Square(x), axes...)
+	}
+	V := m.Config().VocabSize
+	for i, t := range need {
+		gOut := grads[i]
+		wTrain := Trains(set, t.Weight)
+		bTrain := t.Bias != "" && Trains(set, t.Bias)
+		if wTrain {
+			covered[t.Weight] = true
+		}
+		if bTrain {
+			covered[t.Bias] = true
+		}
+		switch t.Kind {
+		case lm.KindDense, lm.KindLoRAA, lm.KindLoRAB:
+			if wTrain {
+				addOuter(t.Weight, t.Input, gOut)
+			}
+			if bTrain {
+				sq = append(sq, sumSq(ReduceSum(gOut, 1))) // Σ_t g[b,t]
+			}
+		case lm.KindEmbedding:
+			if wTrain {
+				ids := t.Input
+				if ids.DType() != dtypes.Int32 {
+					ids = ConvertDType(ids, dtypes.Int32)
+				}
+				addOuter(t.Weight, OneHot(ids, V, gOut.DType()), gOut)
+			}
+		case lm.KindTiedHead:
+			if wTrain {
+				addOuter(t.Weight, gOut, t.Input) // dE_b = Σ_t g[b,t]ᵀ h[b,t]
+			}
+		case lm.KindPosEmbedding:
+			if wTrain {
+				sq = append(sq, sumSq(gOut))
+			}
+		case lm.KindLayerNorm:
+			if wTrain {
+				sq = append(sq, sumSq(ReduceSum(Mul(t.Input, gOut), 1)))
+			}
+			if bTrain {
+				sq = append(sq, sumSq(ReduceSum(gOut, 1)))
+			}
+		default:
+			exceptions.Panicf("dpsgd: tap %q has unsupported kind %s", t.Name, t.Kind)
+		}
+	}
+	for _, p := range order {
+		sq = append(sq, outerNormSq(outers[p], method))
+	}
+	for _, p := range trainablePaths(m, set) {
+		if !covered[p] {
+			exceptions.Panicf("dpsgd: trainable weight %q is not covered by any tap", p)
+		}
+	}
+	total := sq[0]
+	for _, s := range sq[1:] {
+		total = Add(total, s)
+	}
+	// Rounding in the ghost identity can give tiny negatives.
+	return Sqrt(MaxScalar(total, 0.0))
+}
+
+// outerNormSq returns [B]: ‖Σ_k Σ_t a_k[b,t]ᵀ c_k[b,t]‖²_F, where every a_k
+// is [B,T_k,I] and every c_k is [B,T_k,O] (rank-3; higher ranks are
+// flattened into the time axis).
+func outerNormSq(parts []outer, method NormMethod) *Node {
+	as := make([]*Node, len(parts))
+	cs := make([]*Node, len(parts))
+	for i, p := range parts {
+		as[i], cs[i] = flatten3(p.a), flatten3(p.c)
+	}
+	a, c := as[0], cs[0]
+	if len(parts) > 1 {
+		a, c = Concatenate(as, 1), Concatenate(cs, 1)
+	}
+	T, I, O := a.Shape().Dimensions[1], a.Shape().Dimensions[2], c.Shape().Dimensions[2]
+	if method == NormAuto {
+		method = NormExplicit
+		if T*(I+O) < I*O {
+			method = NormGhost
+		}
+	}
+	if method == NormGhost {
+		ga := Einsum("bti,bsi->bts", a, a)
+		gc := Einsum("bto,bso->bts", c, c)
+		return ReduceSum(Mul(ga, gc), 1, 2)
+	}
+	w := Einsum("bti,bto->bio", a, c)
+	return ReduceSum(Square(w), 1, 2)
+}
+
+// flatten3 reshapes [B, d1, ..., dk, F] to [B, d1*...*dk, F].
+func flatten3(x *Node) *Node {
+	dims := x.Shape().Dimensions
+	switch {
+	case len(dims) == 3:
+		return x
+	case len(dims) < 3:
+		panic(fmt.Sprintf("dpsgd: tap node of shape %s has no time axis", x.Shape()))
+	}
+	B, F := dims[0], dims[len(dims)-1]
+	return Reshape(x, B, x.Shape().Size()/(B*F), F)
+}
