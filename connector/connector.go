@@ -268,7 +268,6 @@ func (c *Connector) step(ctx, work context.Context) error {
 		return fmt.Errorf("fetching from kafka: %w", err)
 	}
 	c.deps.Metrics.RecordsIn.Inc()
-	c.deps.Metrics.BytesIn.Add(float64(len(m.Value)))
 	c.updateLag()
 	return c.handle(work, m)
 }
@@ -660,7 +659,6 @@ func (c *Connector) closeOpen(ctx context.Context, ps *partitionState) error {
 		Ranges:            []sink.Range{{Topic: ps.key.topic, Partition: ps.key.partition, First: p.first, Last: p.last}},
 		ConfiguredRecords: uint64(max(c.cfg.Window.MaxRecords, 0)),
 		Records:           uint64(p.records),
-		Bytes:             uint64(p.bytes),
 		DeadLetters:       uint64(p.deadLetters),
 		OpenedAt:          p.openedAt,
 		ClosedAt:          now,
@@ -784,7 +782,7 @@ func (c *Connector) finishReplay(ctx context.Context, ps *partitionState) error 
 		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
 		return c.commit(ctx, latest)
 	}
-	latest.Records, latest.DeadLetters, latest.Bytes = uint64(p.records), uint64(p.deadLetters), uint64(p.bytes)
+	latest.Records, latest.DeadLetters = uint64(p.records), uint64(p.deadLetters)
 	c.log.Info("replaying a planned window that was never written", "window", plan.ID, "previous_owner", plan.Owner)
 	c.deps.Metrics.Windows.WithLabelValues("replayed").Inc()
 	return c.process(ctx, latest, p, true)

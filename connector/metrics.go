@@ -16,11 +16,13 @@ import (
 
 // Metrics are the connector's Prometheus series. Labels carry only fixed
 // vocabularies (reasons, outcomes, operations), never record content, so a
-// metric can never leak an instruction.
+// metric can never leak an instruction. Values are counts of messages and
+// windows (stream metadata, as visible in Kafka's own offsets) and
+// timings; nothing derived from content, such as byte sizes, is exported,
+// since that would be a statistic of private data outside the DP guarantee.
 type Metrics struct {
 	registry      *prometheus.Registry
 	RecordsIn     prometheus.Counter
-	BytesIn       prometheus.Counter
 	DeadLetters   *prometheus.CounterVec
 	Windows       *prometheus.CounterVec
 	WindowRecords prometheus.Histogram
@@ -40,9 +42,6 @@ func NewMetrics() *Metrics {
 		registry: r,
 		RecordsIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dpinstruct_records_in_total", Help: "Kafka messages fetched, good and bad.",
-		}),
-		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dpinstruct_bytes_in_total", Help: "Bytes of message values fetched.",
 		}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dpinstruct_dead_letters_total", Help: "Messages sent to the dead-letter topic, by reason.",
@@ -71,7 +70,6 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	f(m.RecordsIn)
-	f(m.BytesIn)
 	f(m.DeadLetters)
 	f(m.Windows)
 	f(m.WindowRecords)

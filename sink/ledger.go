@@ -16,7 +16,7 @@ var windowRangeCols = []string{"group_id", "topic", "partition", "first_offset",
 var windowCols = []string{
 	"window_id", "group_id", "status", "version", "owner", "lease_until",
 	"topics", "partitions", "first_offsets", "last_offsets",
-	"configured_records", "records", "bytes", "dead_letters",
+	"configured_records", "records", "dead_letters",
 	"opened_at", "closed_at", "written_at",
 	"processor", "params", "output_rows", "epsilon", "delta", "attempt",
 }
@@ -99,7 +99,7 @@ func (c *Client) putWindow(ctx context.Context, what string, w Window, dedupToke
 		return b.Append(
 			w.ID, w.Group, string(w.Status), version, w.Owner, toDT(w.LeaseUntil),
 			topics, partitions, firsts, lasts,
-			w.ConfiguredRecords, w.Records, w.Bytes, w.DeadLetters,
+			w.ConfiguredRecords, w.Records, w.DeadLetters,
 			toDT(w.OpenedAt), toDT(w.ClosedAt), toDT(w.WrittenAt),
 			w.Processor, w.Params, w.OutputRows, w.Epsilon, w.Delta, w.Attempt,
 		)

@@ -491,7 +491,7 @@ func TestModernClickHouse(t *testing.T) {
 		c := env.client(t, true)
 		w := testWindow("w-1", Range{"in", 1, 50, 80}, Range{"in", 0, 100, 199})
 		w.ClosedAt = time.Now().Truncate(time.Second)
-		w.Records, w.Bytes = 1000, 4096
+		w.Records = 1000
 		before := time.Now().Add(-2 * time.Second)
 		for range 2 { // a replayed plan
 			if err := c.PlanWindow(ctx, w); err != nil {
@@ -739,7 +739,7 @@ func TestModernClickHouse(t *testing.T) {
 				"synthetic_instructions:w-1:a1"},
 			{"windows", windowCols,
 				[]any{"w-1", "g1", "written", uint64(3)<<48 | 1, "o", epoch, []string{"in"}, []int32{0}, []int64{0}, []int64{9},
-					uint64(10), uint64(10), uint64(100), uint64(0), epoch, epoch, time.Unix(1700000000, 0),
+					uint64(10), uint64(10), uint64(0), epoch, epoch, time.Unix(1700000000, 0),
 					"p", "{}", uint64(1), 1.5, 1e-6, "a1"},
 				"windows:w-1:written:a1"},
 		}

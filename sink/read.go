@@ -21,7 +21,7 @@ func (c *Client) readWindows(ctx context.Context, what, where string, args []any
 	type key struct{ group, id string }
 	windowsQ := "SELECT window_id, group_id, status, owner, lease_until," +
 		" topics, partitions, first_offsets, last_offsets," +
-		" configured_records, records, bytes, dead_letters," +
+		" configured_records, records, dead_letters," +
 		" opened_at, closed_at, written_at," +
 		" processor, params, output_rows, epsilon, delta, attempt" +
 		" FROM " + c.table("windows") + " FINAL WHERE " + where
@@ -53,7 +53,7 @@ func (c *Client) readWindows(ctx context.Context, what, where string, args []any
 			)
 			if err := rows.Scan(&k.id, &k.group, &status, &w.Owner, &leaseUntil,
 				&topics, &partitions, &firsts, &lasts,
-				&w.ConfiguredRecords, &w.Records, &w.Bytes, &w.DeadLetters,
+				&w.ConfiguredRecords, &w.Records, &w.DeadLetters,
 				&opened, &closed, &written,
 				&w.Processor, &w.Params, &w.OutputRows, &w.Epsilon, &w.Delta, &w.Attempt); err != nil {
 				return err

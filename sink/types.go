@@ -44,7 +44,10 @@ type Window struct {
 	LeaseUntil time.Time
 	Ranges     []Range
 
-	ConfiguredRecords, Records, Bytes, DeadLetters uint64
+	// Counts come from offsets and dead letters: stream metadata, outside
+	// the DP guarantee. Nothing derived from record content (lengths,
+	// bytes) is stored, since that would be a non-DP statistic of it.
+	ConfiguredRecords, Records, DeadLetters uint64
 
 	OpenedAt, ClosedAt, WrittenAt time.Time
 

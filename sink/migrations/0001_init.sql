@@ -31,7 +31,6 @@ CREATE TABLE IF NOT EXISTS {db}.windows (
     last_offsets Array(Int64),
     configured_records UInt64,
     records UInt64,
-    bytes UInt64,
     dead_letters UInt64,
     opened_at DateTime,
     closed_at DateTime,
