@@ -38,11 +38,9 @@
 // Build and test with GOEXPERIMENT=simd exported (see models/lm); under
 // -race add -gcflags='github.com/gomlx/compute/...=-d=checkptr=0'.
 //
-// Not implemented yet: Gaussian noise N(0, (sigma*C)^2) on the summed
-// clipped gradient, division by the expected batch size, the Adam step
-// (optimizer.Adam()...Done() type-asserted to UpdateGraphWithGradients,
-// whose grads slice must follow the order in which the optimizer visits the
-// trainable variables), Poisson sampling and privacy accounting.
+// Poisson sampling with bucketed padding (PoissonBatch, PlanChunks) and the
+// noised DP-SGD / DP-Adam step (Trainer) are in poisson.go and trainer.go.
+// Privacy accounting is not implemented here.
 package dpsgd
 
 import (

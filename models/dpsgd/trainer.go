@@ -1,0 +1,348 @@
+package dpsgd
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/dpinstruct/dpinstruct/models/lm"
+)
+
+// TrainerOptions configures a DP-SGD Trainer.
+type TrainerOptions struct {
+	// Clip is the per-example L2 clipping bound C (> 0).
+	Clip float64
+	// NoiseMultiplier sigma (>= 0): Gaussian noise of std sigma*C is added
+	// to every coordinate of the clipped summed gradient.
+	NoiseMultiplier float64
+	// ExpectedBatch is q*n (> 0): the noised sum is divided by it, never by
+	// the realised batch size.
+	ExpectedBatch float64
+	// LearningRate (default 1e-3).
+	LearningRate float64
+	// Trainable weights; nil means lm.TrainAdapters (use TrainSetOf for
+	// another set).
+	Trainable *lm.TrainSet
+	// Optimizer: "adam" (default; DP-Adam, noise before the moments) or
+	// "sgd" (plain, no learning-rate decay).
+	Optimizer string
+	// Buckets: padded batch sizes, one compiled graph each. Default: powers
+	// of two around ExpectedBatch ± 4·sqrt(ExpectedBatch) (DefaultBuckets
+	// with the binomial sd bounded by sqrt(E)).
+	Buckets []int
+	// SeqLen: positions per row (default and maximum Config.Context).
+	SeqLen int
+	// Method for outer-product norms (default NormAuto).
+	Method NormMethod
+}
+
+// TrainSetOf returns a pointer to s, for TrainerOptions.Trainable.
+func TrainSetOf(s lm.TrainSet) *lm.TrainSet { return &s }
+
+// StepStats describes one step. They are computed from the private batch
+// and are NOT differentially private: for monitoring only, never release.
+type StepStats struct {
+	Records int     // realised (Poisson) batch size
+	Chunks  int     // graph calls (more than 1 when the batch exceeded the largest bucket)
+	Padded  int     // rows computed, including padding
+	Loss    float64 // mean per-example loss (sum of masked token losses) over the records, before the update
+	// MeanNorm is the mean per-example gradient norm before clipping.
+	MeanNorm float64
+	// ClippedFraction: fraction of records whose norm exceeded Clip.
+	ClippedFraction float64
+}
+
+// Trainer runs DP-SGD / DP-Adam steps on a model. Per step and bucket
+// shape one compiled graph computes the clipped summed gradient, adds
+// N(0, (sigma*C)^2) noise per coordinate, divides by ExpectedBatch and
+// applies the optimizer (via UpdateGraphWithGradients). A batch larger than
+// the largest bucket is computed in several calls whose clipped sums are
+// added before one noise-and-update call.
+//
+// Noise comes from GoMLX's counter-based RNG (graph.RandomNormal) whose
+// state is seeded from crypto/rand (graph.RNGState) when the trainer is
+// created. The state is held only in the Trainer (passed to and returned by
+// the graph), never in the model's Store, so lm.Model.Save does not write
+// it to checkpoints; it is never logged or returned.
+//
+// Optimizer state (Adam moments under "/dpadam_<set>", step counters, the
+// shared learning rate "/optimizers/learning_rate") does live in the Store
+// and is saved by Save: it is a function of noised gradients only.
+//
+// A Trainer must not be used concurrently with other uses of the model.
+type Trainer struct {
+	m     *lm.Model
+	opts  TrainerOptions
+	set   lm.TrainSet
+	paths []string // trainable weights, sorted
+	upd   gradUpdater
+	lr    *model.Variable
+	rng   *tensors.Tensor
+
+	fused *model.Exec // clip + noise + update, one shape per bucket
+	grads *model.Exec // clipped sums only (split batches)
+	apply *model.Exec // noise + update from given sums (split batches)
+}
+
+type gradUpdater interface {
+	UpdateGraphWithGradients(scope *model.Scope, grads []*graph.Node, lossDType dtypes.DType)
+}
+
+// NewTrainer creates a DP trainer (after AddLoRA, when training adapters).
+func NewTrainer(m *lm.Model, opts TrainerOptions) (*Trainer, error) {
+	if opts.Clip <= 0 || math.IsNaN(opts.Clip) || math.IsInf(opts.Clip, 0) {
+		return nil, fmt.Errorf("dpsgd: clip bound must be finite and > 0, got %g", opts.Clip)
+	}
+	if opts.NoiseMultiplier < 0 || math.IsNaN(opts.NoiseMultiplier) || math.IsInf(opts.NoiseMultiplier, 0) {
+		return nil, fmt.Errorf("dpsgd: noise multiplier must be finite and >= 0, got %g", opts.NoiseMultiplier)
+	}
+	if !(opts.ExpectedBatch > 0) || math.IsInf(opts.ExpectedBatch, 0) {
+		return nil, fmt.Errorf("dpsgd: expected batch size must be > 0, got %g", opts.ExpectedBatch)
+	}
+	if opts.LearningRate == 0 {
+		opts.LearningRate = 1e-3
+	}
+	if opts.LearningRate < 0 {
+		return nil, errors.New("dpsgd: negative learning rate")
+	}
+	set := lm.TrainAdapters
+	if opts.Trainable != nil {
+		set = *opts.Trainable
+	}
+	opts.Trainable = TrainSetOf(set)
+	if set == lm.TrainAdapters && m.Config().LoRA.Rank == 0 {
+		return nil, errors.New("dpsgd: TrainAdapters on a model without LoRA adapters (call AddLoRA)")
+	}
+	cfg := m.Config()
+	if opts.SeqLen == 0 {
+		opts.SeqLen = cfg.Context
+	}
+	if opts.SeqLen < 1 || opts.SeqLen > cfg.Context {
+		return nil, fmt.Errorf("dpsgd: SeqLen %d outside [1, context %d]", opts.SeqLen, cfg.Context)
+	}
+	if len(opts.Buckets) == 0 {
+		e := opts.ExpectedBatch
+		opts.Buckets = bucketsFor(e, math.Sqrt(e))
+	}
+	if err := checkBuckets(opts.Buckets); err != nil {
+		return nil, err
+	}
+	opts.Buckets = append([]int(nil), opts.Buckets...)
+	sort.Ints(opts.Buckets)
+
+	t := &Trainer{m: m, opts: opts, set: set}
+	for _, p := range m.WeightPaths(false) {
+		if Trains(set, p) {
+			t.paths = append(t.paths, p)
+		}
+	}
+	if len(t.paths) == 0 {
+		return nil, fmt.Errorf("dpsgd: no trainable weights for set %s", set)
+	}
+	sort.Strings(t.paths)
+
+	var opt optimizer.Interface
+	switch opts.Optimizer {
+	case "", "adam":
+		opts.Optimizer = "adam"
+		opt = optimizer.Adam().Scope("dpadam_" + set.String()).LearningRate(opts.LearningRate).Epsilon(1e-8).Done()
+	case "sgd":
+		opt = optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(opts.LearningRate).Done()
+	default:
+		return nil, fmt.Errorf("dpsgd: unknown optimizer %q (want \"adam\" or \"sgd\")", opts.Optimizer)
+	}
+	t.opts.Optimizer = opts.Optimizer
+	upd, ok := opt.(gradUpdater)
+	if !ok {
+		return nil, fmt.Errorf("dpsgd: optimizer %q does not accept precomputed gradients", opts.Optimizer)
+	}
+	t.upd = upd
+	t.lr = optimizer.LearningRateVarWithValue(m.Store().RootScope(), dtypes.Float32, opts.LearningRate)
+	rng, err := graph.RNGState() // crypto/rand
+	if err != nil {
+		return nil, fmt.Errorf("dpsgd: seeding the noise RNG: %w", err)
+	}
+	t.rng = rng
+
+	clipOpts := Options{Clip: opts.Clip, Trainable: set, Method: opts.Method}
+	// fused: tokens, targets, mask, rng -> rng', lossSum, normSum, clipped.
+	t.fused, err = model.NewExec(m.Backend(), m.Store(), func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+		t.markTrainable()
+		r := ClippedGradients(m, in[0].Graph(), in[0], in[1], in[2], clipOpts)
+		sums := make([]*graph.Node, len(t.paths))
+		for i, p := range t.paths {
+			sums[i] = r.Grads[p]
+		}
+		newRNG := t.noiseAndUpdate(scope, sums, in[3])
+		return append([]*graph.Node{newRNG}, stats(r)...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// grads: tokens, targets, mask -> sums (sorted paths)..., lossSum, normSum, clipped.
+	t.grads, err = model.NewExec(m.Backend(), m.Store(), func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+		r := ClippedGradients(m, in[0].Graph(), in[0], in[1], in[2], clipOpts)
+		out := make([]*graph.Node, 0, len(t.paths)+3)
+		for _, p := range t.paths {
+			out = append(out, r.Grads[p])
+		}
+		return append(out, stats(r)...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// apply: sums (sorted paths)..., rng -> rng'.
+	t.apply, err = model.NewExec(m.Backend(), m.Store(), func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+		t.markTrainable()
+		n := len(t.paths)
+		return []*graph.Node{t.noiseAndUpdate(scope, in[:n], in[n])}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func stats(r *Result) []*graph.Node {
+	clipped := graph.ReduceAllSum(graph.ConvertDType(graph.LessThan(r.Factors, graph.OnesLike(r.Factors)), dtypes.Float32))
+	return []*graph.Node{graph.ReduceAllSum(r.Loss), graph.ReduceAllSum(r.Norms), clipped}
+}
+
+// markTrainable sets the Trainable flag of every store variable: the
+// weights of the set, nothing else (as lm.Trainer does).
+func (t *Trainer) markTrainable() {
+	for v := range t.m.Store().IterVariables() {
+		v.Trainable = lm.IsWeight(v.Path()) && Trains(t.set, v.Path())
+	}
+}
+
+// noiseAndUpdate adds N(0, (sigma*C)^2) to each clipped sum (sums follow
+// t.paths), divides by ExpectedBatch, and applies the optimizer with the
+// gradients in the order it visits the trainable variables. It returns the
+// advanced RNG state.
+func (t *Trainer) noiseAndUpdate(scope *model.Scope, sums []*graph.Node, rng *graph.Node) *graph.Node {
+	g := rng.Graph()
+	std := t.opts.NoiseMultiplier * t.opts.Clip
+	byPath := make(map[string]*graph.Node, len(t.paths))
+	for i, p := range t.paths {
+		s := sums[i]
+		if std > 0 {
+			var z *graph.Node
+			rng, z = graph.RandomNormal(rng, s.Shape())
+			s = graph.Add(s, graph.MulScalar(z, std))
+		}
+		byPath[p] = graph.DivScalar(s, t.opts.ExpectedBatch)
+		t.m.Store().GetVariable(p).NodeValue(g) // mark in use by g
+	}
+	var ordered []*graph.Node
+	for v := range scope.IterVariables() {
+		if !v.Trainable || !v.InUseByGraph(g) {
+			continue
+		}
+		gr, ok := byPath[v.Path()]
+		if !ok {
+			exceptions.Panicf("dpsgd: trainable variable %q has no clipped gradient", v.Path())
+		}
+		ordered = append(ordered, gr)
+	}
+	if len(ordered) != len(t.paths) {
+		exceptions.Panicf("dpsgd: optimizer visits %d trainable variables, want %d", len(ordered), len(t.paths))
+	}
+	t.upd.UpdateGraphWithGradients(scope, ordered, dtypes.Float32)
+	return rng
+}
+
+// Options returns the trainer's effective options.
+func (t *Trainer) Options() TrainerOptions { return t.opts }
+
+// TrainablePaths returns the store paths of the trained weights (sorted).
+func (t *Trainer) TrainablePaths() []string { return append([]string(nil), t.paths...) }
+
+// Step takes one DP step on a (Poisson-sampled) batch of sequences, laid
+// out as lm.PackBatch does; the batch may be empty (the step is then pure
+// noise, as the accountant assumes). Rows are padded to a bucket size;
+// batches above the largest bucket are split, never truncated.
+func (t *Trainer) Step(records [][]int32) (StepStats, error) {
+	st := StepStats{Records: len(records)}
+	chunks, err := PlanChunks(len(records), t.opts.Buckets)
+	if err != nil {
+		return st, err
+	}
+	st.Chunks = len(chunks)
+	// The learning-rate variable is shared by all trainers of the model.
+	if err := t.lr.SetValue(tensors.FromScalar(float32(t.opts.LearningRate))); err != nil {
+		return st, err
+	}
+	cfg := t.m.Config()
+	var lossSum, normSum, clipped float64
+	addStats := func(outs []*tensors.Tensor) {
+		lossSum += float64(tensors.ToScalar[float32](outs[0]))
+		normSum += float64(tensors.ToScalar[float32](outs[1]))
+		clipped += float64(tensors.ToScalar[float32](outs[2]))
+	}
+	if len(chunks) == 1 {
+		c := chunks[0]
+		in, tg, mk, err := lm.PackBatch(records, c.Padded, t.opts.SeqLen, cfg)
+		if err != nil {
+			return st, err
+		}
+		st.Padded = c.Padded
+		outs, err := t.fused.Call(in, tg, mk, t.rng)
+		if err != nil {
+			return st, fmt.Errorf("dpsgd: step: %w", err)
+		}
+		t.rng = outs[0]
+		addStats(outs[1:])
+	} else {
+		n := len(t.paths)
+		sums := make([][]float32, n)
+		dims := make([][]int, n)
+		for _, c := range chunks {
+			in, tg, mk, err := lm.PackBatch(records[c.Start:c.Start+c.Rows], c.Padded, t.opts.SeqLen, cfg)
+			if err != nil {
+				return st, err
+			}
+			st.Padded += c.Padded
+			outs, err := t.grads.Call(in, tg, mk)
+			if err != nil {
+				return st, fmt.Errorf("dpsgd: step: %w", err)
+			}
+			for i := range n {
+				d, err := tensors.CopyFlatData[float32](outs[i])
+				if err != nil {
+					return st, err
+				}
+				if sums[i] == nil {
+					sums[i], dims[i] = d, outs[i].Shape().Dimensions
+					continue
+				}
+				for j, v := range d {
+					sums[i][j] += v
+				}
+			}
+			addStats(outs[n:])
+		}
+		args := make([]any, 0, n+1)
+		for i := range n {
+			args = append(args, tensors.FromFlatDataAndDimensions(sums[i], dims[i]...))
+		}
+		args = append(args, t.rng)
+		outs, err := t.apply.Call(args...)
+		if err != nil {
+			return st, fmt.Errorf("dpsgd: step: %w", err)
+		}
+		t.rng = outs[0]
+	}
+	if k := float64(len(records)); k > 0 {
+		st.Loss, st.MeanNorm, st.ClippedFraction = lossSum/k, normSum/k, clipped/k
+	}
+	return st, nil
+}
