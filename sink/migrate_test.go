@@ -33,8 +33,8 @@ func TestMigrateTwiceIsNoop(t *testing.T) {
 	// schema_migrations, window_ranges, windows, synthetic_instructions and
 	// the published_instructions view.
 	got := count(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database())
-	if got != 5 {
-		t.Errorf("tables in %s = %d, want 5", c.Database(), got)
+	if got != 6 {
+		t.Errorf("tables in %s = %d, want 6", c.Database(), got)
 	}
 	if n := count(t, c, "SELECT count() FROM "+c.table("schema_migrations")+" FINAL"); n != uint64(len(names)) {
 		t.Errorf("schema_migrations rows = %d, want %d", n, len(names))
@@ -51,7 +51,7 @@ func TestCheckSchema(t *testing.T) {
 		{
 			name:    "database missing",
 			setup:   func(t *testing.T, c *Client) {},
-			wantErr: "schema is at version 0, this binary needs 1: run `dpinstruct migrate`",
+			wantErr: "schema is at version 0, this binary needs 2: run `dpinstruct migrate`",
 		},
 		{
 			name: "up to date",
@@ -69,11 +69,11 @@ func TestCheckSchema(t *testing.T) {
 				if _, err := c.Migrate(testCtx(t)); err != nil {
 					t.Fatal(err)
 				}
-				if err := c.recordMigration(testCtx(t), 2, "0002_future.sql"); err != nil {
+				if err := c.recordMigration(testCtx(t), 3, "0003_future.sql"); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantErr: "schema is at version 2, this binary only knows 1: upgrade dpinstruct",
+			wantErr: "schema is at version 3, this binary only knows 2: upgrade dpinstruct",
 		},
 	}
 	for _, tt := range tests {
