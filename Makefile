@@ -36,6 +36,9 @@ clickhouse-stop:
 ## test: vet, start the local ClickHouse, run every test with -race.
 test: vet clickhouse
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
+	@# DP fine-tuning on Dolly takes minutes under the race detector, so that
+	@# test skips there; run it once more without -race.
+	$(GOTESTSUM) --format pkgname -- -count=1 -run 'TestDollyLossFallsAtEpsilon4' ./models/dpsgd/
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
 test-short:
