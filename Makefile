@@ -35,10 +35,10 @@ clickhouse-stop:
 
 ## test: vet, start the local ClickHouse, run every test with -race.
 test: vet clickhouse
-	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 	@# DP fine-tuning on Dolly takes minutes under the race detector, so that
-	@# test skips there; run it once more without -race.
+	@# test skips there: run it first without -race, then everything with it.
 	$(GOTESTSUM) --format pkgname -- -count=1 -run 'TestDollyLossFallsAtEpsilon4' ./models/dpsgd/
+	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
 test-short:
