@@ -242,3 +242,25 @@ func readFile(ctx context.Context, f file, yield func(string, error) bool) (cont
 	}
 	return true, nil
 }
+
+// DataDir is where the shared data sets live: $DPINSTRUCT_DATA, else
+// ../shared/data next to the repository root (the folder holding go.mod,
+// found from the working directory up). It does not check the folder
+// exists.
+func DataDir() string {
+	if d := os.Getenv(EnvDataDir); d != "" {
+		return d
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "data")
+		}
+		if filepath.Dir(dir) == dir {
+			return ""
+		}
+	}
+}

@@ -15,22 +15,7 @@ import (
 // <repo>/../shared/data. It skips the test when the data is absent.
 func dataDir(t testing.TB) string {
 	t.Helper()
-	d := os.Getenv(EnvDataDir)
-	if d == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				d = filepath.Join(dir, "..", "shared", "data")
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
+	d := DataDir()
 	if _, err := os.Stat(PublicDir(d)); err != nil {
 		t.Skipf("shared data not found at %q (set %s to the folder holding public/): %v", d, EnvDataDir, err)
 	}

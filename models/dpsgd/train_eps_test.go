@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
+	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/pretrain"
 	"github.com/dpinstruct/dpinstruct/models/privacy"
@@ -116,23 +117,7 @@ func TestToyTaskAccuracyAtEpsilon8(t *testing.T) {
 	acc0 := accuracy()
 
 	start := time.Now()
-	sample := rand.New(rand.NewPCG(3, 4))
-	var first, last float64
-	for s := range steps {
-		idx := PoissonBatch(n, q, sample)
-		batch := make([][]int32, len(idx))
-		for i, j := range idx {
-			batch[i] = data[j]
-		}
-		st, err := tr.Step(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s == 0 {
-			first = st.Loss
-		}
-		last = st.Loss
-	}
+	first, last := trainPoisson(t, tr, data, q, steps, 3)
 	acc := accuracy()
 	t.Logf("toy: n=%d q=%g T=%d sigma=%.4f delta=%g accountant eps=%.3f (target %g); "+
 		"accuracy %.3f -> %.3f (threshold %.2f); train loss %.3f -> %.3f; %v",
@@ -157,22 +142,7 @@ func argmax(xs []float32) int {
 // skipping the test when the file is absent.
 func dollyPrompts(t *testing.T, max int) []string {
 	t.Helper()
-	d := os.Getenv("DPINSTRUCT_DATA")
-	if d == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				d = filepath.Join(dir, "..", "shared", "data")
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
+	d := corpus.DataDir()
 	path := filepath.Join(d, "dolly", "prompts.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
@@ -273,23 +243,7 @@ func TestDollyLossFallsAtEpsilon4(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	sample := rand.New(rand.NewPCG(5, 6))
-	var first, last float64
-	for s := range steps {
-		idx := PoissonBatch(n, q, sample)
-		batch := make([][]int32, len(idx))
-		for i, j := range idx {
-			batch[i] = train[j]
-		}
-		st, err := tr.Step(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s == 0 {
-			first = st.Loss
-		}
-		last = st.Loss
-	}
+	first, last := trainPoisson(t, tr, train, q, steps, 5)
 	elapsed := time.Since(start)
 	ppl1, err := pretrain.Perplexity(m, heldOut, 100)
 	if err != nil {
@@ -315,4 +269,27 @@ func raceBuild() bool {
 		}
 	}
 	return false
+}
+
+// trainPoisson runs steps DP steps, each on a Poisson sample (rate q) of
+// records, and returns the first and last step's training loss.
+func trainPoisson(t *testing.T, tr *Trainer, records [][]int32, q float64, steps int, seed uint64) (first, last float64) {
+	t.Helper()
+	sample := rand.New(rand.NewPCG(seed, seed+1))
+	for s := range steps {
+		idx := PoissonBatch(len(records), q, sample)
+		batch := make([][]int32, len(idx))
+		for i, j := range idx {
+			batch[i] = records[j]
+		}
+		st, err := tr.Step(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == 0 {
+			first = st.Loss
+		}
+		last = st.Loss
+	}
+	return first, last
 }
