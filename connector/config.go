@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -25,6 +26,7 @@ type Config struct {
 	ClickHouse    ClickHouseConfig    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	Window        WindowConfig        `yaml:"window" envPrefix:"WINDOW_"`
 	Processor     ProcessorConfig     `yaml:"processor" envPrefix:"PROCESSOR_"`
+	Privacy       PrivacyConfig       `yaml:"privacy" envPrefix:"PRIVACY_"`
 	Observability ObservabilityConfig `yaml:"observability" envPrefix:"OBSERVABILITY_"`
 	// Instance names this process in the window ledger. A restarted process
 	// with the same name takes over its own unwritten windows at once instead
@@ -124,6 +126,44 @@ type ProcessorConfig struct {
 	RowsPerRecords int `yaml:"rows_per_records" env:"ROWS_PER_RECORDS"`
 }
 
+// PrivacyConfig is the privacy budget: what each window may spend and what
+// the stream may spend in all.
+//
+// Every window is charged its (Epsilon, Delta) in the privacy ledger before
+// its processor reads a record; a window whose charge would take the
+// stream past LifetimeEpsilon is refused, and nothing of it is trained or
+// released. The connector then exits with code 3, leaving the window's
+// offsets uncommitted, so raising the cap (a deliberate, recorded decision)
+// and restarting processes it; nothing is lost.
+//
+// Trade-off: the ledger composes windows by simple summation, which is what
+// the cap is checked against. Windows cover disjoint records, so at record
+// level the true guarantee for one instruction is the largest single
+// window's epsilon (parallel composition); the sum is the bound that still
+// holds when one person's instructions fall into many windows, the case the
+// cap exists for. See the README, "What the guarantee covers".
+type PrivacyConfig struct {
+	// Epsilon and Delta are each window's target: the DP processor
+	// calibrates its noise so that everything the window releases (the
+	// fine-tuned generator's samples and the filter's histogram together)
+	// meets them. Smaller epsilon is more private and noisier. Delta should
+	// stay well below one over the number of records in a window.
+	Epsilon float64 `yaml:"epsilon" env:"EPSILON"`
+	Delta   float64 `yaml:"delta" env:"DELTA"`
+	// LifetimeEpsilon caps the stream's total spend, summed over every
+	// charged window of the consumer group. 0 means no cap. A window
+	// processed twice (a crash after it trained) is charged twice: spend is
+	// never under-counted.
+	LifetimeEpsilon float64 `yaml:"lifetime_epsilon" env:"LIFETIME_EPSILON"`
+	// LedgerFile, when set, keeps a second copy of every charge in a local
+	// JSON-lines file (mode 0600, fsynced), besides the privacy_ledger
+	// table in ClickHouse. A window trains only if both accept the charge,
+	// and each checks the cap against its own total, so losing or
+	// truncating either copy never lowers the spend the cap sees. Use one
+	// file per replica; replicas must not share it.
+	LedgerFile string `yaml:"ledger_file" env:"LEDGER_FILE"`
+}
+
 // ObservabilityConfig controls metrics, health and logs.
 type ObservabilityConfig struct {
 	// Listen serves /metrics (Prometheus) and /healthz. Loopback by default
@@ -169,6 +209,7 @@ func DefaultConfig() Config {
 			Lease:       2 * time.Minute,
 		},
 		Processor: ProcessorConfig{Name: "count", RowsPerRecords: 10},
+		Privacy:   PrivacyConfig{Epsilon: 4, Delta: 1e-6},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
 			LogLevel:  "info",
@@ -325,6 +366,17 @@ func (c Config) Validate() error {
 	}
 	if c.Window.BatchBytes <= 0 {
 		bad("window.batch_bytes", "must be > 0")
+	}
+	if !(c.Privacy.Epsilon > 0) || math.IsInf(c.Privacy.Epsilon, 0) {
+		bad("privacy.epsilon", "must be a finite number > 0, got %v", c.Privacy.Epsilon)
+	}
+	if !(c.Privacy.Delta > 0 && c.Privacy.Delta < 1) {
+		bad("privacy.delta", "must be in (0, 1), got %v", c.Privacy.Delta)
+	}
+	if !(c.Privacy.LifetimeEpsilon >= 0) || math.IsInf(c.Privacy.LifetimeEpsilon, 0) {
+		bad("privacy.lifetime_epsilon", "must be a finite number >= 0 (0: no cap), got %v", c.Privacy.LifetimeEpsilon)
+	} else if c.Privacy.LifetimeEpsilon > 0 && c.Privacy.LifetimeEpsilon < c.Privacy.Epsilon {
+		bad("privacy.lifetime_epsilon", "%v is below privacy.epsilon %v: no window could ever run", c.Privacy.LifetimeEpsilon, c.Privacy.Epsilon)
 	}
 	if c.Window.MemoryBytes <= 0 {
 		bad("window.memory_bytes", "must be > 0")

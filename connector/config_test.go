@@ -78,6 +78,11 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"bad log level", "observability:\n  log_level: loud\n", "observability.log_level"},
 		{"bad duration", "window:\n  lease: soon\n", "window.lease"},
 		{"bad type", "kafka:\n  queue_capacity: lots\n", "kafka.queue_capacity"},
+		{"zero epsilon", "privacy:\n  epsilon: 0\n", "privacy.epsilon"},
+		{"infinite epsilon", "privacy:\n  epsilon: .inf\n", "privacy.epsilon"},
+		{"delta of one", "privacy:\n  delta: 1\n", "privacy.delta"},
+		{"negative cap", "privacy:\n  lifetime_epsilon: -1\n", "privacy.lifetime_epsilon"},
+		{"cap below one window", "privacy:\n  epsilon: 4\n  lifetime_epsilon: 2\n", "privacy.lifetime_epsilon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,9 +54,13 @@ type Deps struct {
 	Ledger     Ledger
 	DeadLetter DeadLetters // nil: a bad message stops the connector
 	Processor  Processor
-	Metrics    *Metrics
-	Health     *Health
-	Logger     *slog.Logger
+	// Budgets are the privacy ledgers each window is charged in before it
+	// trains (the ClickHouse table, and the local file when configured).
+	// At least one is required.
+	Budgets []Budget
+	Metrics *Metrics
+	Health  *Health
+	Logger  *slog.Logger
 }
 
 // Connector runs the window loop. Create it with New; it is not safe for
@@ -116,6 +120,9 @@ func New(cfg Config, deps Deps, maxWindows int) (*Connector, error) {
 	}
 	if deps.NewSource == nil || deps.Ledger == nil || deps.Processor == nil {
 		return nil, errors.New("connector: NewSource, Ledger and Processor are required")
+	}
+	if len(deps.Budgets) == 0 {
+		return nil, errors.New("connector: at least one privacy ledger (Budgets) is required")
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics()
@@ -840,21 +847,37 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 	// across a ClickHouse restart can outlast a lease.
 	stopRenew := c.renewWhileProcessing(ctx, w)
 	defer stopRenew()
+	// A new attempt id per processing run: a window processed twice (a
+	// crash before its written mark, a lease taken over) publishes only the
+	// rows of the attempt its written mark names, never a mix of two, and
+	// each attempt is charged to the privacy ledger on its own.
+	w.Attempt = newAttemptID()
+	spend, err := c.planSpend(win)
+	if err != nil {
+		return err
+	}
+	// Charged before the processor reads a record: if the charge fails or
+	// is refused, nothing of the window is trained or released.
+	if err := c.charge(ctx, w, w.Attempt, spend); err != nil {
+		return err
+	}
+	c.faults.hit("after-charge", w.ID, c.log)
 	start := time.Now()
 	res, err := c.deps.Processor.Process(ctx, win)
 	c.deps.Metrics.ProcessTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("processing window %s: %w", w.ID, err)
 	}
+	if err := checkResult(w.ID, res, spend); err != nil {
+		return err
+	}
 	c.faults.hit("before-write", w.ID, c.log)
-	// A new attempt id per processing run: a window processed twice (a
-	// crash before its written mark, a lease taken over) publishes only the
-	// rows of the attempt its written mark names, never a mix of two.
-	w.Attempt = newAttemptID()
 	w.Status = sink.StatusWritten
 	w.WrittenAt = time.Now()
 	w.OutputRows = uint64(len(res.Rows))
-	w.Epsilon, w.Delta = res.Epsilon, res.Delta
+	// The window is published under what was charged, which bounds what
+	// the processor spent.
+	w.Epsilon, w.Delta = spend.Epsilon, spend.Delta
 	start = time.Now()
 	if err := c.deps.Ledger.WriteWindow(ctx, w, res.Rows); err != nil {
 		return fmt.Errorf("writing window %s: %w", w.ID, err)

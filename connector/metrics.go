@@ -30,6 +30,9 @@ type Metrics struct {
 	SinkLatency   *prometheus.HistogramVec
 	ProcessTime   prometheus.Histogram
 	Spilled       prometheus.Counter
+	// EpsilonCharged is this process's sum of charged epsilons (the
+	// ledger's own total spans every replica and run).
+	EpsilonCharged prometheus.Counter
 }
 
 // NewMetrics registers the series in a private registry (plus Go and
@@ -48,7 +51,7 @@ func NewMetrics() *Metrics {
 		}, []string{"reason"}),
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dpinstruct_windows_total",
-			Help: "Windows by outcome: written (processed and committed), replayed (an earlier plan processed again), skipped (already written, only committed), abandoned (lost a plan race).",
+			Help: "Windows by outcome: written (processed and committed), replayed (an earlier plan processed again), skipped (already written, only committed), abandoned (lost a plan race), refused (its privacy charge would pass privacy.lifetime_epsilon).",
 		}, []string{"outcome"}),
 		WindowRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dpinstruct_window_records", Help: "Records per written window.",
@@ -68,6 +71,9 @@ func NewMetrics() *Metrics {
 		Spilled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dpinstruct_windows_spilled_total", Help: "Windows that outgrew window.memory_bytes and spilled to disk.",
 		}),
+		EpsilonCharged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dpinstruct_epsilon_charged_total", Help: "Epsilon this process charged to the privacy ledger, summed over window attempts (basic composition).",
+		}),
 	}
 	f(m.RecordsIn)
 	f(m.DeadLetters)
@@ -77,6 +83,7 @@ func NewMetrics() *Metrics {
 	f(m.SinkLatency)
 	f(m.ProcessTime)
 	f(m.Spilled)
+	f(m.EpsilonCharged)
 	return m
 }
 

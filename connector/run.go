@@ -109,9 +109,14 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 			SessionTimeout:  cfg.Kafka.SessionTimeout,
 		})
 	}
+	budgets := []Budget{ch}
+	if cfg.Privacy.LedgerFile != "" {
+		budgets = append(budgets, sink.FileLedger{Path: cfg.Privacy.LedgerFile})
+	}
 	c, err := New(cfg, Deps{
 		NewSource:  newSource,
 		Ledger:     ch,
+		Budgets:    budgets,
 		DeadLetter: dlq,
 		Processor:  proc,
 		Metrics:    metrics,
@@ -123,6 +128,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 	}
 	log.Info("connector started", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
 		"instance", cfg.Instance, "window_records", cfg.Window.MaxRecords, "window_duration", cfg.Window.MaxDuration,
-		"processor", cfg.Processor.Name)
+		"processor", cfg.Processor.Name, "window_epsilon", cfg.Privacy.Epsilon, "window_delta", cfg.Privacy.Delta,
+		"lifetime_epsilon", cfg.Privacy.LifetimeEpsilon)
 	return c.Run(ctx)
 }

@@ -126,6 +126,9 @@ type e2eConfig struct {
 	brokers, topic, group, dsn, instance string
 	maxRecords                           int
 	maxDuration, lease                   time.Duration
+	// privacy section; zero epsilon keeps the defaults
+	epsilon, lifetimeEpsilon float64
+	ledgerFile               string
 }
 
 func writeE2EConfig(t *testing.T, c e2eConfig) string {
@@ -135,6 +138,9 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
 	}
 	if c.lease == 0 {
 		c.lease = 3 * time.Second
+	}
+	if c.epsilon == 0 {
+		c.epsilon = 4
 	}
 	body := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -156,12 +162,16 @@ window:
 processor:
   name: count
   rows_per_records: 10
+privacy:
+  epsilon: %g
+  lifetime_epsilon: %g
+  ledger_file: %q
 observability:
   listen: 127.0.0.1:0
   log_format: json
 instance: %s
 `, c.brokers, c.topic, c.group, c.topic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
-		filepath.Join(t.TempDir(), "spill"), c.instance)
+		filepath.Join(t.TempDir(), "spill"), c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

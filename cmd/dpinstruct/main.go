@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dpinstruct/dpinstruct/sink"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,7 +23,7 @@ func main() {
 }
 
 // execute runs the CLI and maps errors to exit codes: 0 ok, 1 runtime
-// failure, 2 bad usage or configuration.
+// failure, 2 bad usage or configuration, 3 privacy budget exhausted.
 func execute(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -32,6 +34,9 @@ func execute(args []string) int {
 		var u usageError
 		if errors.As(err, &u) {
 			return 2
+		}
+		if errors.Is(err, sink.ErrBudgetExceeded) {
+			return 3
 		}
 		return 1
 	}

@@ -125,6 +125,6 @@ epsilon=<value> or noise=<value>, for scripts.`,
 	}
 	eps.Flags().Float64Var(&sigma, "noise", 0, "noise multiplier sigma of DP-SGD")
 	noise.Flags().Float64Var(&target, "epsilon", 0, "target epsilon")
-	cmd.AddCommand(eps, noise)
+	cmd.AddCommand(eps, noise, newPrivacySpentCmd())
 	return cmd
 }

@@ -31,7 +31,14 @@ Metrics are served on observability.listen (/metrics, /healthz).
 SIGTERM finishes the window being processed, commits it, and exits; windows
 still filling are left uncommitted for the next run.
 
-Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.`,
+Privacy budget: before a window's processor reads a record, the window is
+charged privacy.epsilon / privacy.delta in the privacy_ledger table (and in
+privacy.ledger_file when set). If the charge would take the consumer group's
+total past privacy.lifetime_epsilon, the window is refused: nothing is trained
+or released, its offsets stay uncommitted, and the process exits with code 3.
+
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration,
+3 privacy budget exhausted (privacy.lifetime_epsilon reached).`,
 		Example: `  dpinstruct run --config deploy/local/example.yaml
   dpinstruct run --config deploy/local/example.yaml --max-windows 2
   DPINSTRUCT_WINDOW_MAX_RECORDS=500 dpinstruct run`,
