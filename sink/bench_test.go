@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dpinstruct/dpinstruct/internal/memprobe"
 )
 
 // benchRows is the row count of one benchmark window:
@@ -76,31 +76,13 @@ type insertPhase struct {
 // and records the peak heap in use, sampled every 5ms.
 func timeInsert(b *testing.B, p *insertPhase, fn func()) {
 	b.StopTimer()
-	runtime.GC()
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		var peak uint64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			peak = max(peak, s[0].Value.Uint64())
-			select {
-			case <-stop:
-				done <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	mem := memprobe.Start()
 	b.StartTimer()
 	start := time.Now()
 	fn()
 	p.elapsed += time.Since(start)
 	b.StopTimer()
-	close(stop)
-	p.peakHeap = max(p.peakHeap, <-done)
+	p.peakHeap = max(p.peakHeap, mem.Stop().HeapInUse)
 	p.rows += benchRows
 }
 

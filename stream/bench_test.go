@@ -17,13 +17,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/memprobe"
 	"github.com/dpinstruct/dpinstruct/stream/broker"
 	"github.com/segmentio/kafka-go"
 )
@@ -167,70 +167,19 @@ func (p *phaseStats) add(q phaseStats) {
 
 func (p phaseStats) rate() float64 { return float64(p.records) / p.elapsed.Seconds() }
 
-const (
-	heapInUse   = "/memory/classes/heap/objects:bytes"
-	heapLive    = "/gc/heap/live:bytes"
-	heapAllocs  = "/gc/heap/allocs:objects"
-	heapSampled = 5 * time.Millisecond
-)
-
-// memSampler records the peaks of heapInUse and heapLive while it runs.
-// Sampling costs a few microseconds every heapSampled, well under 0.1% of a
-// core.
-type memSampler struct {
-	stop chan struct{}
-	done chan [2]uint64
-}
-
-func readMetric(name string) uint64 {
-	s := []metrics.Sample{{Name: name}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func startMemSampler() *memSampler {
-	m := &memSampler{stop: make(chan struct{}), done: make(chan [2]uint64, 1)}
-	go func() {
-		s := []metrics.Sample{{Name: heapInUse}, {Name: heapLive}}
-		var peak [2]uint64
-		t := time.NewTicker(heapSampled)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			peak[0] = max(peak[0], s[0].Value.Uint64())
-			peak[1] = max(peak[1], s[1].Value.Uint64())
-			select {
-			case <-m.stop:
-				m.done <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return m
-}
-
-// Peak stops the sampler and returns the peaks it saw: heap in use, live heap.
-func (m *memSampler) Peak() [2]uint64 {
-	close(m.stop)
-	return <-m.done
-}
-
 // runPhase times fn, which processes records, with the benchmark timer
 // running and heap sampling on. It starts from a collected heap so that one
 // phase's garbage is not charged to the next.
 func runPhase(b *testing.B, fn func() int64) phaseStats {
 	b.StopTimer()
-	runtime.GC()
-	allocs := readMetric(heapAllocs)
-	mem := startMemSampler()
+	mem := memprobe.Start()
 	b.StartTimer()
 	start := time.Now()
 	n := fn()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	peak := mem.Peak()
-	return phaseStats{records: n, elapsed: elapsed, allocs: readMetric(heapAllocs) - allocs, peakHeap: peak[0], peakLive: peak[1]}
+	peak := mem.Stop()
+	return phaseStats{records: n, elapsed: elapsed, allocs: peak.Allocs, peakHeap: peak.HeapInUse, peakLive: peak.Live}
 }
 
 // rawRead is the ceiling for ingest: the same kafka-go consumer group
@@ -329,7 +278,7 @@ func BenchmarkIngest(b *testing.B) {
 	ctx := context.Background()
 	var raw, ing phaseStats
 	runtime.GC()
-	baseline := readMetric(heapInUse)
+	baseline := memprobe.HeapInUse()
 	for i := range b.N {
 		if i%2 == 0 {
 			raw.add(rawRead(b, ctx, addr, n))

@@ -5,12 +5,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/memprobe"
 	"github.com/dpinstruct/dpinstruct/models/lm"
 )
 
 // BenchmarkDPStep times a DP-Adam step (all weights, B=32, T=64, width 192,
 // 4 layers, vocab 4096) against lm.Trainer's non-private Adam step on the
-// same model and batch, and reports the ratio (dp/plain).
+// same model and batch, and reports the ratio (dp/plain). It also reports
+// each step's peak heap: the working memory a step adds above the heap
+// before it (model, both trainers' optimizer state and compiled graphs are
+// in the baseline of both), and their ratio.
 func BenchmarkDPStep(b *testing.B) {
 	requireBackend(b)
 	cfg := lm.Config{VocabSize: 4096, Context: 64, Layers: 4, Width: 192, Heads: 4, MLPRatio: 4, EOS: 0, TiedEmbeddings: true}
@@ -43,20 +47,37 @@ func BenchmarkDPStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var tPlain, tDP time.Duration
+	var memPlain, memDP memprobe.Peaks
 	b.ResetTimer()
 	for range b.N {
+		b.StopTimer()
+		probe := memprobe.Start()
+		b.StartTimer()
 		s := time.Now()
 		if _, err := plain.Step(seqs); err != nil {
 			b.Fatal(err)
 		}
 		tPlain += time.Since(s)
+		b.StopTimer()
+		memPlain = memPlain.Max(probe.Stop())
+		probe = memprobe.Start()
+		b.StartTimer()
 		s = time.Now()
 		if _, err := dp.Step(seqs); err != nil {
 			b.Fatal(err)
 		}
 		tDP += time.Since(s)
+		b.StopTimer()
+		memDP = memDP.Max(probe.Stop())
+		b.StartTimer()
 	}
+	const mb = 1 << 20
 	b.ReportMetric(float64(tDP.Milliseconds())/float64(b.N), "dp-ms/step")
 	b.ReportMetric(float64(tPlain.Milliseconds())/float64(b.N), "plain-ms/step")
 	b.ReportMetric(float64(tDP)/float64(tPlain), "dp/plain")
+	b.ReportMetric(float64(memDP.Added())/mb, "dp-step-MB")
+	b.ReportMetric(float64(memPlain.Added())/mb, "plain-step-MB")
+	b.ReportMetric(float64(memDP.Added())/float64(memPlain.Added()), "dp/plain-mem")
+	b.ReportMetric(float64(memDP.HeapInUse)/float64(memPlain.HeapInUse), "dp/plain-peak-heap")
+	b.ReportMetric(float64(memDP.Baseline)/mb, "baseline-MB")
 }
