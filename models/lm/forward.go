@@ -225,8 +225,20 @@ func (f *fwd) head(x *Node) *Node {
 // with Variable.NodeValue). This is the building block for custom training
 // steps (DP-SGD).
 func (m *Model) Logits(g *Graph, tokens *Node, taps *Taps) *Node {
-	c := m.cfg
 	f := &fwd{m: m, g: g, taps: taps}
+	return f.head(f.hidden(tokens))
+}
+
+// Hidden returns the final hidden states, float32 [B, T, Width], after the
+// last layer norm: what the head maps to logits. Embeddings pool them.
+func (m *Model) Hidden(g *Graph, tokens *Node) *Node {
+	f := &fwd{m: m, g: g}
+	return f.hidden(tokens)
+}
+
+func (f *fwd) hidden(tokens *Node) *Node {
+	m, g, taps := f.m, f.g, f.taps
+	c := m.cfg
 	if tokens.Rank() != 2 {
 		exceptions.Panicf("lm: tokens must be [batch, time], got %s", tokens.Shape())
 	}
@@ -266,8 +278,7 @@ func (m *Model) Logits(g *Graph, tokens *Node, taps *Taps) *Node {
 		h2 := f.layerNorm(fmt.Sprintf("layer%02d/ln2", i), lp+"/ln2", x)
 		x = Add(x, f.mlp(i, h2))
 	}
-	x = f.layerNorm("ln_f", pathLNf, x)
-	return f.head(x)
+	return f.layerNorm("ln_f", pathLNf, x)
 }
 
 // TokenLogProbs returns log p(target) per position, float32 [B, T].

@@ -50,6 +50,7 @@ type Model struct {
 	mu         sync.Mutex
 	logitsExec *model.Exec
 	decodeExec *model.Exec
+	embedExec  *model.Exec
 	activeLR   *Trainer // trainer whose learning rate is currently in the store
 }
 
@@ -316,5 +317,9 @@ func (m *Model) resetExecsLocked() {
 	if m.decodeExec != nil {
 		m.decodeExec.Finalize()
 		m.decodeExec = nil
+	}
+	if m.embedExec != nil {
+		m.embedExec.Finalize()
+		m.embedExec = nil
 	}
 }

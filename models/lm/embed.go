@@ -1,0 +1,92 @@
+package lm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// embedBatch is the fixed batch the pooling graph is compiled for: every
+// call pads to it, so one compilation serves all inputs.
+const embedBatch = 32
+
+// EmbedTokens returns, for each token row, the mean of the model's final
+// hidden states over the row's tokens: a Width-long vector. Each row is
+// fed as [BOS, tokens...] (BOS is the EOS id, as in training) and cut to
+// Context-1 tokens; the BOS position is not pooled, so the vector depends
+// on the row's own tokens only. An empty row gives a zero vector.
+//
+// Each row is embedded independently of the others in its batch (the
+// attention is per row and padding is masked out of the mean), which is
+// what lets a DP histogram count one vote per private record.
+func (m *Model) EmbedTokens(ctx context.Context, rows [][]int32) ([][]float32, error) {
+	T := m.cfg.Context
+	out := make([][]float32, len(rows))
+	for start := 0; start < len(rows); start += embedBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(start+embedBatch, len(rows))
+		toks := make([]int32, embedBatch*T)
+		mask := make([]float32, embedBatch*T)
+		for b := range embedBatch {
+			row := toks[b*T : (b+1)*T]
+			for t := range row {
+				row[t] = m.cfg.EOS
+			}
+			if start+b >= end {
+				continue
+			}
+			r := rows[start+b]
+			for t := 0; t < len(r) && t+1 < T; t++ {
+				if r[t] < 0 || int(r[t]) >= m.cfg.VocabSize {
+					return nil, fmt.Errorf("lm: embed row %d: token %d outside the vocabulary", start+b, r[t])
+				}
+				row[t+1] = r[t]
+				mask[b*T+t+1] = 1
+			}
+		}
+		pooled, err := m.poolHidden(toks, mask)
+		if err != nil {
+			return nil, fmt.Errorf("lm: embed rows %d-%d: %w", start, end-1, err)
+		}
+		d := m.cfg.Width
+		for b := start; b < end; b++ {
+			out[b] = pooled[(b-start)*d : (b-start+1)*d : (b-start+1)*d]
+		}
+	}
+	return out, nil
+}
+
+func (m *Model) poolHidden(toks []int32, mask []float32) ([]float32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.embedExec == nil {
+		e, err := model.NewExec(m.backend, m.store, func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+			h := m.Hidden(in[0].Graph(), in[0])        // [B,T,d]
+			w := graph.InsertAxes(in[1], -1)           // [B,T,1]
+			sum := graph.ReduceSum(graph.Mul(h, w), 1) // [B,d]
+			n := graph.ReduceSum(w, 1)                 // [B,1]
+			n = graph.Max(n, graph.OnesLike(n))        // an empty row pools to zero
+			return []*graph.Node{graph.Div(sum, n)}
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.embedExec = e
+	}
+	T := m.cfg.Context
+	outs, err := m.embedExec.Call(tensors.FromFlatDataAndDimensions(toks, embedBatch, T),
+		tensors.FromFlatDataAndDimensions(mask, embedBatch, T))
+	if err != nil {
+		return nil, err
+	}
+	if len(outs) != 1 {
+		return nil, errors.New("lm: embed graph returned no output")
+	}
+	return tensors.CopyFlatData[float32](outs[0])
+}
