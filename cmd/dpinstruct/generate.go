@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,6 +15,7 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/pretrain"
+	"github.com/dpinstruct/dpinstruct/models/synth"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
@@ -84,43 +84,24 @@ public data only (docs/MODELS.md).`,
 			defer w.Flush()
 
 			bar := newProgressBar(cmd.ErrOrStderr(), int64(n), "sampling", progressbar.OptionClearOnFinish())
-			seen := map[string]bool{}
-			var drawn, dups, empty, tokens int
-			start := time.Now()
-			for round := uint64(0); len(seen) < n && drawn < 20*n; round++ {
-				o := opts
-				o.Seed = opts.Seed + round*0x9e3779b97f4a7c15
-				want := n - len(seen)
-				seqs, err := m.Generate(cmd.Context(), want, o)
-				if err != nil {
-					return err
-				}
-				for _, s := range seqs {
-					drawn++
-					tokens += len(s)
-					// Byte-level tokens can end mid-character: drop broken bytes.
-					text := strings.TrimSpace(strings.ToValidUTF8(tok.Decode(s), ""))
-					switch {
-					case text == "":
-						empty++
-					case seen[text]:
-						dups++
-					case len(seen) < n:
-						seen[text] = true
-						line, _ := json.Marshal(struct {
-							Text string `json:"text"`
-						}{text})
-						w.Write(append(line, '\n'))
-						_ = bar.Add(1)
-					}
-				}
+			texts, st, err := synth.Sample(cmd.Context(), m, tok, n, synth.Options{
+				SampleOptions: opts,
+				Progress:      func(k int) { _ = bar.Add(k) },
+			})
+			if err != nil {
+				return err
+			}
+			for _, text := range texts {
+				line, _ := json.Marshal(struct {
+					Text string `json:"text"`
+				}{text})
+				w.Write(append(line, '\n'))
 			}
 			_ = bar.Finish()
-			el := time.Since(start)
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d instructions; drew %d samples (%d exact duplicates and %d empty dropped), %d tokens in %s (%.0f tokens/s)\n",
-				len(seen), drawn, dups, empty, tokens, el.Round(time.Millisecond), float64(tokens)/el.Seconds())
-			if len(seen) < n {
-				return fmt.Errorf("only %d distinct instructions after %d samples", len(seen), drawn)
+				len(texts), st.Drawn, st.Duplicates, st.Empty, st.Tokens, st.Elapsed.Round(time.Millisecond), float64(st.Tokens)/st.Elapsed.Seconds())
+			if len(texts) < n {
+				return fmt.Errorf("only %d distinct instructions after %d samples", len(texts), st.Drawn)
 			}
 			return nil
 		},
