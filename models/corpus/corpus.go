@@ -84,13 +84,24 @@ func checkPublic(p string) error {
 // recursively) without reading them yet. It fails if a path is missing, if
 // a named file has an unknown suffix, if nothing readable is found, or if
 // any path lies under a "dolly" directory (ErrPrivate).
-func Open(paths ...string) (*Reader, error) {
+func Open(paths ...string) (*Reader, error) { return open(true, paths) }
+
+// OpenVisible is Open without the refusal of dolly/ paths, for commands
+// that read data the user is allowed to see in full (dpinstruct eval, the
+// demo's evaluation), never for pre-training the public base model.
+func OpenVisible(paths ...string) (*Reader, error) { return open(false, paths) }
+
+func open(publicOnly bool, paths []string) (*Reader, error) {
+	check := checkPublic
+	if !publicOnly {
+		check = func(string) error { return nil }
+	}
 	if len(paths) == 0 {
 		return nil, errors.New("corpus: no paths given")
 	}
 	r := &Reader{}
 	for _, p := range paths {
-		if err := checkPublic(p); err != nil {
+		if err := check(p); err != nil {
 			return nil, err
 		}
 		st, err := os.Stat(p)
@@ -109,7 +120,7 @@ func Open(paths ...string) (*Reader, error) {
 			if err != nil {
 				return err
 			}
-			if err := checkPublic(path); err != nil {
+			if err := check(path); err != nil {
 				return err
 			}
 			if d.IsDir() {
@@ -264,3 +275,25 @@ func DataDir() string {
 		}
 	}
 }
+
+// ReadVisible returns every text of the files under paths, read with
+// OpenVisible: for data the user may see in full (evaluation, the demo,
+// benchmarks), never for pre-training.
+func ReadVisible(ctx context.Context, paths ...string) ([]string, error) {
+	r, err := OpenVisible(paths...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for t, err := range r.Texts(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// DollyPrompts is the path of the Dolly prompts in the shared data
+// directory: the demo's and the tests' stand-in for a private stream.
+func DollyPrompts() string { return filepath.Join(DataDir(), "dolly", "prompts.jsonl") }

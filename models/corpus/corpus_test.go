@@ -244,4 +244,8 @@ func TestPublicData(t *testing.T) {
 	if _, err := Open(d); !errors.Is(err, ErrPrivate) {
 		t.Fatalf("Open(whole data dir, which holds dolly/) = %v, want ErrPrivate", err)
 	}
+	// Evaluation may read what the user can see, Dolly included.
+	if r, err := OpenVisible(filepath.Join(d, "dolly", "prompts.jsonl")); err != nil || len(r.Files()) != 1 {
+		t.Fatalf("OpenVisible(dolly prompts) = %v", err)
+	}
 }

@@ -1,9 +1,11 @@
 package lm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -24,45 +26,53 @@ const embedBatch = 32
 // attention is per row and padding is masked out of the mean), which is
 // what lets a DP histogram count one vote per private record.
 func (m *Model) EmbedTokens(ctx context.Context, rows [][]int32) ([][]float32, error) {
-	T := m.cfg.Context
+	// Rows are batched by length and each batch padded only to the next
+	// power of two above its longest row (a compiled shape per length
+	// class): short instructions do not pay for the full context.
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(rows[a]), len(rows[b])) })
 	out := make([][]float32, len(rows))
-	for start := 0; start < len(rows); start += embedBatch {
+	d := m.cfg.Width
+	for start := 0; start < len(order); start += embedBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		end := min(start+embedBatch, len(rows))
+		batch := order[start:min(start+embedBatch, len(order))]
+		T := 8
+		for T < min(len(rows[batch[len(batch)-1]])+1, m.cfg.Context) {
+			T *= 2
+		}
+		T = min(T, m.cfg.Context)
 		toks := make([]int32, embedBatch*T)
 		mask := make([]float32, embedBatch*T)
-		for b := range embedBatch {
-			row := toks[b*T : (b+1)*T]
-			for t := range row {
-				row[t] = m.cfg.EOS
-			}
-			if start+b >= end {
-				continue
-			}
-			r := rows[start+b]
+		for i := range toks {
+			toks[i] = m.cfg.EOS
+		}
+		for b, idx := range batch {
+			r := rows[idx]
 			for t := 0; t < len(r) && t+1 < T; t++ {
 				if r[t] < 0 || int(r[t]) >= m.cfg.VocabSize {
-					return nil, fmt.Errorf("lm: embed row %d: token %d outside the vocabulary", start+b, r[t])
+					return nil, fmt.Errorf("lm: embed row %d: token %d outside the vocabulary", idx, r[t])
 				}
-				row[t+1] = r[t]
+				toks[b*T+t+1] = r[t]
 				mask[b*T+t+1] = 1
 			}
 		}
-		pooled, err := m.poolHidden(toks, mask)
+		pooled, err := m.poolHidden(toks, mask, T)
 		if err != nil {
-			return nil, fmt.Errorf("lm: embed rows %d-%d: %w", start, end-1, err)
+			return nil, fmt.Errorf("lm: embed: %w", err)
 		}
-		d := m.cfg.Width
-		for b := start; b < end; b++ {
-			out[b] = pooled[(b-start)*d : (b-start+1)*d : (b-start+1)*d]
+		for b, idx := range batch {
+			out[idx] = pooled[b*d : (b+1)*d : (b+1)*d]
 		}
 	}
 	return out, nil
 }
 
-func (m *Model) poolHidden(toks []int32, mask []float32) ([]float32, error) {
+func (m *Model) poolHidden(toks []int32, mask []float32, T int) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.embedExec == nil {
@@ -79,7 +89,6 @@ func (m *Model) poolHidden(toks []int32, mask []float32) ([]float32, error) {
 		}
 		m.embedExec = e
 	}
-	T := m.cfg.Context
 	outs, err := m.embedExec.Call(tensors.FromFlatDataAndDimensions(toks, embedBatch, T),
 		tensors.FromFlatDataAndDimensions(mask, embedBatch, T))
 	if err != nil {
