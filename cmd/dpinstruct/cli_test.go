@@ -54,6 +54,9 @@ func TestHelpTeachesEveryCommand(t *testing.T) {
 		{[]string{"produce", "--help"}, []string{"--brokers", "--topic", "--file", "--key", "user_id"}},
 		{[]string{"run", "--help"}, []string{"--config", "--max-windows", "DPINSTRUCT_", "Exit codes"}},
 		{[]string{"migrate", "--help"}, []string{"--clickhouse", "18.16"}},
+		{[]string{"run", "--help"}, []string{"privacy.lifetime_epsilon", "3 privacy budget exhausted"}},
+		{[]string{"privacy", "spent", "--help"}, []string{"--config", "never\nunder-counts", "spent epsilon="}},
+		{[]string{"eval", "--help"}, []string{"--real", "--synthetic", "--embedding", "--seeds", "--html", "--filter", "allowed to see", "mauve=<mean>"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append([]string{"dpinstruct"}, tt.args...), " "), func(t *testing.T) {
@@ -179,5 +182,52 @@ func TestPrivacyCommandsPrintTheLastLine(t *testing.T) {
 	pld := startProc(t, nil, "privacy", "epsilon", "--accountant", "pld", "--noise", "1.5", "--sample-rate", "0.05", "--steps", "1000", "--delta", "1e-6")
 	if code := pld.wait(time.Minute); code != 0 || !strings.Contains(pld.output(), "epsilon=6.2") {
 		t.Errorf("pld epsilon: exit %d:\n%s", code, pld.output())
+	}
+}
+
+func TestEvalPrintsMauveAndWritesTheHTMLReport(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, texts []string) string {
+		t.Helper()
+		var b strings.Builder
+		for _, s := range texts {
+			line, _ := json.Marshal(map[string]string{"text": s})
+			b.Write(append(line, '\n'))
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	words := []string{"bake", "bread", "oven", "python", "loop", "code", "star", "orbit", "moon", "river", "boat", "fish"}
+	var real, syn []string
+	for i := range 200 {
+		real = append(real, fmt.Sprintf("how do I %s the %s near the %s, case %d", words[i%12], words[(i*5)%12], words[(i*7)%12], i))
+		syn = append(syn, fmt.Sprintf("tell me why %s and %s meet %s, item %d", words[(i*3)%12], words[(i*5)%12], words[i%4], i))
+	}
+	html := filepath.Join(dir, "report.html")
+	run := startProc(t, nil, "eval", "--real", write("real.jsonl", real), "--synthetic", write("syn.jsonl", syn),
+		"--embedding", "lexical", "--seeds", "2", "--filter", "--histogram-sigma", "2", "--clusters", "5", "--html", html)
+	if code := run.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("eval exit %d:\n%s", code, run.output())
+	}
+	out := strings.TrimSpace(run.output())
+	lines := strings.Split(out, "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "mauve=") {
+		t.Errorf("last line %q, want mauve=<mean>", last)
+	}
+	for _, want := range []string{"MAUVE after the filter", "leakage:", "distinct-1..4", "epsilon"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	page, err := os.ReadFile(html)
+	if err != nil || !strings.Contains(string(page), "<svg") {
+		t.Errorf("HTML report missing or without plots: %v", err)
+	}
+	bad := startProc(t, nil, "eval", "--real", write("one.jsonl", real[:1]), "--synthetic", write("s2.jsonl", syn))
+	if code := bad.wait(time.Minute); code != 2 || !strings.Contains(bad.output(), "need at least 2") {
+		t.Errorf("one real text: exit %d:\n%s", code, bad.output())
 	}
 }
