@@ -124,6 +124,30 @@ type ProcessorConfig struct {
 	// RowsPerRecords: the count processor emits one row per this many
 	// records (at least one row for a non-empty window).
 	RowsPerRecords int `yaml:"rows_per_records" env:"ROWS_PER_RECORDS"`
+
+	// The dp processor's method settings (models/dpwindow; zero values
+	// take its defaults). ExpectedBatch and Epochs set the sampling rate
+	// q = expected_batch / records and the steps; more steps at the same
+	// epsilon means more noise per step.
+	ExpectedBatch int     `yaml:"expected_batch" env:"EXPECTED_BATCH"`
+	Epochs        float64 `yaml:"epochs" env:"EPOCHS"`
+	Clip          float64 `yaml:"clip" env:"CLIP"`
+	LearningRate  float64 `yaml:"learning_rate" env:"LEARNING_RATE"`
+	SeqLen        int     `yaml:"seq_len" env:"SEQ_LEN"`
+	// HistogramSigma is the filter's noise on cluster counts: its share of
+	// the window's epsilon is fixed by it, DP-SGD gets the rest.
+	HistogramSigma float64 `yaml:"histogram_sigma" env:"HISTOGRAM_SIGMA"`
+	PoolFactor     float64 `yaml:"pool_factor" env:"POOL_FACTOR"`
+	OutputFactor   float64 `yaml:"output_factor" env:"OUTPUT_FACTOR"`
+	Clusters       int     `yaml:"clusters" env:"CLUSTERS"`
+	// Embedding for the filter: model (the public base model's hidden
+	// states) or lexical (fast; IDF fitted on the synthetic pool only).
+	Embedding string `yaml:"embedding" env:"EMBEDDING"`
+	// BaseModel is a model folder to fine-tune (default: the shipped one).
+	BaseModel string `yaml:"base_model" env:"BASE_MODEL"`
+	// CheckpointDir, when set, keeps each window's DP adapters (with the
+	// base weights) in CheckpointDir/<window id>: DP outputs, safe to keep.
+	CheckpointDir string `yaml:"checkpoint_dir" env:"CHECKPOINT_DIR"`
 }
 
 // PrivacyConfig is the privacy budget: what each window may spend and what
@@ -208,7 +232,7 @@ func DefaultConfig() Config {
 			PlanSettle:  1500 * time.Millisecond,
 			Lease:       2 * time.Minute,
 		},
-		Processor: ProcessorConfig{Name: "count", RowsPerRecords: 10},
+		Processor: ProcessorConfig{Name: "count", RowsPerRecords: 10, Embedding: "model"},
 		Privacy:   PrivacyConfig{Epsilon: 4, Delta: 1e-6},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
@@ -366,6 +390,9 @@ func (c Config) Validate() error {
 	}
 	if c.Window.BatchBytes <= 0 {
 		bad("window.batch_bytes", "must be > 0")
+	}
+	if e := c.Processor.Embedding; e != "model" && e != "lexical" {
+		bad("processor.embedding", "must be model or lexical, not %q", e)
 	}
 	if !(c.Privacy.Epsilon > 0) || math.IsInf(c.Privacy.Epsilon, 0) {
 		bad("privacy.epsilon", "must be a finite number > 0, got %v", c.Privacy.Epsilon)

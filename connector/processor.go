@@ -76,6 +76,7 @@ type processorFactory func(cfg ProcessorConfig) Processor
 // processors lists what processor.name may select.
 var processors = map[string]processorFactory{
 	"count": func(cfg ProcessorConfig) Processor { return &CountProcessor{RowsPerRecords: cfg.RowsPerRecords} },
+	"dp":    newDPProcessor,
 }
 
 func processorNames() string {

@@ -97,3 +97,20 @@ func fromMillis(ms int64) time.Time {
 	}
 	return time.UnixMilli(ms).UTC()
 }
+
+// TextsOf returns a copy of the text column of a batch of [Schema]: the
+// one column a processor that learns from content needs.
+func TextsOf(rec arrow.RecordBatch) ([]string, error) {
+	if !rec.Schema().Equal(schema) {
+		return nil, fmt.Errorf("stream: batch schema %s does not match stream.Schema()", rec.Schema())
+	}
+	col, ok := rec.Column(colText).(*array.String)
+	if !ok {
+		return nil, fmt.Errorf("stream: text column has an unexpected array type")
+	}
+	out := make([]string, col.Len())
+	for i := range out {
+		out[i] = strings.Clone(col.Value(i))
+	}
+	return out, nil
+}

@@ -129,6 +129,8 @@ type e2eConfig struct {
 	// privacy section; zero epsilon keeps the defaults
 	epsilon, lifetimeEpsilon float64
 	ledgerFile               string
+	// processor is the YAML body of the processor section (default: count)
+	processor string
 }
 
 func writeE2EConfig(t *testing.T, c e2eConfig) string {
@@ -141,6 +143,9 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
 	}
 	if c.epsilon == 0 {
 		c.epsilon = 4
+	}
+	if c.processor == "" {
+		c.processor = "  name: count\n  rows_per_records: 10\n"
 	}
 	body := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -160,9 +165,7 @@ window:
   plan_settle: 1500ms
   spill_dir: %s
 processor:
-  name: count
-  rows_per_records: 10
-privacy:
+%sprivacy:
   epsilon: %g
   lifetime_epsilon: %g
   ledger_file: %q
@@ -171,7 +174,7 @@ observability:
   log_format: json
 instance: %s
 `, c.brokers, c.topic, c.group, c.topic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
-		filepath.Join(t.TempDir(), "spill"), c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
+		filepath.Join(t.TempDir(), "spill"), c.processor, c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

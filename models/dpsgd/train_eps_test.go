@@ -2,6 +2,7 @@ package dpsgd
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -271,25 +272,18 @@ func raceBuild() bool {
 	return false
 }
 
-// trainPoisson runs steps DP steps, each on a Poisson sample (rate q) of
-// records, and returns the first and last step's training loss.
+// trainPoisson runs TrainPoisson and returns the first and last step's
+// training loss.
 func trainPoisson(t *testing.T, tr *Trainer, records [][]int32, q float64, steps int, seed uint64) (first, last float64) {
 	t.Helper()
-	sample := rand.New(rand.NewPCG(seed, seed+1))
-	for s := range steps {
-		idx := PoissonBatch(len(records), q, sample)
-		batch := make([][]int32, len(idx))
-		for i, j := range idx {
-			batch[i] = records[j]
-		}
-		st, err := tr.Step(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
+	err := TrainPoisson(context.Background(), tr, records, q, steps, rand.New(rand.NewPCG(seed, seed+1)), func(s int, st StepStats) {
 		if s == 0 {
 			first = st.Loss
 		}
 		last = st.Loss
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return first, last
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDPProcessorWritesTwoWindows runs the real binary with the dp
+// processor (tiny settings: few DP steps, a small pool, the lexical
+// embedding) on the embedded broker and real ClickHouse: two windows are
+// charged dpsgd+histogram before training, DP fine-tuned, sampled,
+// filtered and written; offsets are committed; and no private text from
+// the input appears in any table, log line or checkpoint file.
+func TestDPProcessorWritesTwoWindows(t *testing.T) {
+	dsn := needClickHouse(t)
+	secret := "SECRET-" + randomHex(t, 8)
+	db, dbName, conn := freshDatabase(t, dsn)
+	addr := startBroker(t, 1)
+	produceRecords(t, addr, "instr", 120, secret)
+	ckDir := filepath.Join(t.TempDir(), "checkpoints")
+	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 60, epsilon: 8,
+		processor: fmt.Sprintf("  name: dp\n  expected_batch: 16\n  epochs: 1\n  seq_len: 16\n  pool_factor: 2\n  clusters: 4\n  embedding: lexical\n  checkpoint_dir: %s\n", ckDir)})
+	run := startProc(t, nil, "run", "--config", cfg, "--max-windows", "2")
+	if code := run.wait(10 * time.Minute); code != 0 {
+		t.Fatalf("run: exit %d:\n%s", code, run.output())
+	}
+	ws := checkExactlyOnce(t, conn, dbName, partitionEnds(t, addr, "instr"))
+	if len(ws) != 2 {
+		t.Fatalf("%d windows written, want 2", len(ws))
+	}
+	for _, w := range ws {
+		if w.outputRows == 0 {
+			t.Errorf("window %s released no synthetic instructions", w.id)
+		}
+	}
+	// One ledger entry per window, naming both mechanisms and the plan.
+	rows, err := conn.Query(context.Background(), fmt.Sprintf(
+		"SELECT window_id, epsilon, delta, mechanism, params FROM %s.privacy_ledger WHERE group_id = 'g'", dbName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id, mech, params string
+		var eps, delta float64
+		if err := rows.Scan(&id, &eps, &delta, &mech, &params); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		var plan struct {
+			Sigma, HistogramSigma, Epsilon, SGDEpsilon, HistogramEpsilon float64
+			Steps                                                        int
+		}
+		_ = json.Unmarshal([]byte(strings.NewReplacer(`"sigma"`, `"Sigma"`, `"histogram_sigma"`, `"HistogramSigma"`,
+			`"sgd_epsilon"`, `"SGDEpsilon"`, `"histogram_epsilon"`, `"HistogramEpsilon"`).Replace(params)), &plan)
+		if mech != "dpsgd+histogram" || !(eps > 0 && eps <= 8) || delta != 1e-6 || plan.Sigma <= 0 || plan.Steps != 4 ||
+			plan.HistogramSigma <= 0 || !(plan.SGDEpsilon < eps && plan.HistogramEpsilon < eps) {
+			t.Errorf("ledger entry %s: mechanism %q epsilon %g delta %g params %s", id, mech, eps, delta, params)
+		}
+	}
+	rows.Close()
+	if n != 2 {
+		t.Errorf("%d ledger entries, want 2", n)
+	}
+	var published uint64
+	var maxEps float64
+	if err := conn.QueryRow(context.Background(), fmt.Sprintf(
+		"SELECT count(), max(epsilon) FROM %s.published_instructions", dbName)).Scan(&published, &maxEps); err != nil {
+		t.Fatal(err)
+	}
+	if published == 0 || !(maxEps > 0 && maxEps <= 8) {
+		t.Errorf("published %d rows with max epsilon %g", published, maxEps)
+	}
+	assertNoSecret(t, "the connector's log", run.output(), secret)
+	assertNoSecretInDB(t, conn, dbName, secret)
+	entries, err := os.ReadDir(ckDir)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("checkpoints: %v (%d folders, want 2)", err, len(entries))
+	}
+	_ = filepath.WalkDir(ckDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			assertNoSecret(t, "checkpoint "+p, string(b), secret)
+		}
+		return nil
+	})
+}

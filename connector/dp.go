@@ -1,0 +1,158 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/dpinstruct/dpinstruct/models/base"
+	"github.com/dpinstruct/dpinstruct/models/dpwindow"
+	"github.com/dpinstruct/dpinstruct/models/embed"
+	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/pretrain"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
+	"github.com/dpinstruct/dpinstruct/sink"
+	"github.com/dpinstruct/dpinstruct/stream"
+)
+
+// DPProcessor is the method on a window: plan the spend (SpendPlanner),
+// DP fine-tune LoRA adapters on the public base generator, sample a pool,
+// DP-filter it, and return the selection. It reads record text, so it must
+// only ever return what dpwindow.Run returns: DP outputs and public data.
+type DPProcessor struct {
+	cfg ProcessorConfig
+	// target is the (epsilon, delta) PlanSpend was asked to meet; plans
+	// caches the plan per window so Process runs exactly what was charged.
+	plans map[string]dpwindow.Plan
+	log   *slog.Logger
+}
+
+func newDPProcessor(cfg ProcessorConfig) Processor {
+	return &DPProcessor{cfg: cfg, plans: map[string]dpwindow.Plan{}, log: slog.Default()}
+}
+
+func (p *DPProcessor) method() dpwindow.Config {
+	return dpwindow.Config{
+		ExpectedBatch: p.cfg.ExpectedBatch, Epochs: p.cfg.Epochs, Clip: p.cfg.Clip, LearningRate: p.cfg.LearningRate,
+		SeqLen: p.cfg.SeqLen, HistogramSigma: p.cfg.HistogramSigma, PoolFactor: p.cfg.PoolFactor,
+		OutputFactor: p.cfg.OutputFactor, Clusters: p.cfg.Clusters,
+	}
+}
+
+// Describe implements Describer.
+func (p *DPProcessor) Describe() (string, string) {
+	return "dp", fmt.Sprintf(`{"expected_batch":%d,"epochs":%g,"histogram_sigma":%g,"pool_factor":%g,"embedding":%q}`,
+		p.cfg.ExpectedBatch, p.cfg.Epochs, p.cfg.HistogramSigma, p.cfg.PoolFactor, p.cfg.Embedding)
+}
+
+// PlanSpend implements SpendPlanner: the noise is calibrated from the
+// window's record count (metadata) so that DP-SGD and the filter's
+// histogram together meet the target.
+func (p *DPProcessor) PlanSpend(w *Window, target Spend) (Spend, error) {
+	plan, err := dpwindow.MakePlan(p.method(), int(w.Records), target.Epsilon, target.Delta)
+	if err != nil {
+		return Spend{}, err
+	}
+	p.plans[w.ID] = plan
+	return Spend{Epsilon: plan.Epsilon, Delta: plan.Delta, Mechanism: "dpsgd+histogram", Params: plan.JSON()}, nil
+}
+
+// Process implements Processor.
+func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
+	plan, ok := p.plans[w.ID]
+	if !ok {
+		return nil, fmt.Errorf("dp processor: window %s was not planned (charged) before processing", w.ID)
+	}
+	delete(p.plans, w.ID)
+	var texts []string
+	for rec, err := range w.Batches() {
+		if err != nil {
+			return nil, fmt.Errorf("dp processor: reading window %s: %w", w.ID, err)
+		}
+		t, err := stream.TextsOf(rec)
+		if err != nil {
+			return nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
+		}
+		texts = append(texts, t...)
+	}
+	if len(texts) == 0 {
+		return &Result{}, nil
+	}
+	dir, cleanup, err := p.modelDir()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	m, err := lm.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: base model: %w", err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: tokenizer: %w", err)
+	}
+	embedder := func(pool []string) (embed.Embedder, error) {
+		if p.cfg.Embedding == "lexical" {
+			lex := embed.NewLexical(embed.LexicalOptions{})
+			return lex, lex.Fit(ctx, pool) // synthetic texts only
+		}
+		// The base model, loaded again: m now carries the window's adapters.
+		bm, err := lm.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		return embed.NewModel(bm, tok), nil
+	}
+	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, plan, p.method(), &logProgress{log: p.log, window: w.ID})
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
+	}
+	if p.cfg.CheckpointDir != "" {
+		// The adapters are DP (post-processing of the noised gradients):
+		// safe to keep, one versioned folder per window.
+		ck := filepath.Join(p.cfg.CheckpointDir, w.ID)
+		if err := m.Save(ck); err != nil {
+			return nil, fmt.Errorf("dp processor: saving window %s's adapters: %w", w.ID, err)
+		}
+	}
+	rows := make([]sink.Row, len(out.Texts))
+	for i, t := range out.Texts {
+		rows[i] = sink.Row{Seq: uint32(i), Text: t, Cluster: int32(out.Clusters[i]), GeneratorVersion: generatorVersion,
+			Epsilon: plan.Epsilon, Delta: plan.Delta}
+	}
+	p.log.Info("window synthesised", "window", w.ID, "pool", out.Pool, "selected", len(rows), "short_clusters", out.Short,
+		"epsilon", plan.Epsilon, "delta", plan.Delta, "sigma", plan.NoiseMultiplier, "steps", plan.Steps)
+	return &Result{Rows: rows, Epsilon: plan.Epsilon, Delta: plan.Delta}, nil
+}
+
+// generatorVersion names the generator the rows came from: the shipped
+// base model plus per-window DP adapters.
+const generatorVersion = "base-v1+dp-lora"
+
+func (p *DPProcessor) modelDir() (string, func(), error) {
+	if p.cfg.BaseModel != "" {
+		if _, err := os.Stat(p.cfg.BaseModel); err != nil {
+			return "", nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
+		}
+		return p.cfg.BaseModel, func() {}, nil
+	}
+	return base.Extract()
+}
+
+// logProgress logs stage starts and completion (counts only).
+type logProgress struct {
+	log    *slog.Logger
+	window string
+	stage  string
+	total  int
+	done   int
+}
+
+func (l *logProgress) Stage(name string, total int) {
+	l.stage, l.total, l.done = name, total, 0
+	l.log.Info("window stage", "window", l.window, "stage", name, "total", total)
+}
+
+func (l *logProgress) Advance(n int) { l.done += n }

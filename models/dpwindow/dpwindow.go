@@ -1,0 +1,260 @@
+package dpwindow
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/dpinstruct/dpinstruct/models/dpsgd"
+	"github.com/dpinstruct/dpinstruct/models/embed"
+	"github.com/dpinstruct/dpinstruct/models/filter"
+	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/privacy"
+	"github.com/dpinstruct/dpinstruct/models/synth"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
+)
+
+// Config is the method's settings for one window. Zero fields take the
+// documented defaults (Defaults).
+type Config struct {
+	// ExpectedBatch is q*n, the mean Poisson batch (default 32).
+	ExpectedBatch int
+	// Epochs sets the steps: ceil(Epochs * n / ExpectedBatch) (default 1).
+	Epochs float64
+	// Clip is the per-example L2 clip bound C (default 1).
+	Clip float64
+	// LearningRate of DP-Adam (default 5e-3).
+	LearningRate float64
+	// SeqLen: tokens per training row, instruction then end of text
+	// (default 32; longer instructions are cut).
+	SeqLen int
+	// HistogramSigma is the filter's noise std on cluster counts (default
+	// 5). Larger costs less epsilon and leaves more for DP-SGD.
+	HistogramSigma float64
+	// PoolFactor: synthetic pool = PoolFactor x window records (default 5).
+	PoolFactor float64
+	// OutputFactor: n_out = OutputFactor x window records (default 1).
+	OutputFactor float64
+	// Clusters of the filter (0: pool/10, at most 1000).
+	Clusters int
+	// TopP and Temperature of sampling (defaults 0.95 and 1).
+	TopP, Temperature float64
+	// LoRA adapters (default lm.DefaultLoRA()).
+	LoRA *lm.LoRAConfig
+}
+
+// Defaults fills zero fields.
+func (c Config) Defaults() Config {
+	if c.ExpectedBatch == 0 {
+		c.ExpectedBatch = 32
+	}
+	if c.Epochs == 0 {
+		c.Epochs = 1
+	}
+	if c.Clip == 0 {
+		c.Clip = 1
+	}
+	if c.LearningRate == 0 {
+		c.LearningRate = 5e-3
+	}
+	if c.SeqLen == 0 {
+		c.SeqLen = 32
+	}
+	if c.HistogramSigma == 0 {
+		c.HistogramSigma = 5
+	}
+	if c.PoolFactor == 0 {
+		c.PoolFactor = 5
+	}
+	if c.OutputFactor == 0 {
+		c.OutputFactor = 1
+	}
+	if c.TopP == 0 {
+		c.TopP = 0.95
+	}
+	if c.Temperature == 0 {
+		c.Temperature = 1
+	}
+	if c.LoRA == nil {
+		l := lm.DefaultLoRA()
+		c.LoRA = &l
+	}
+	return c
+}
+
+// Plan is a window's privacy plan, fixed before any record is read.
+type Plan struct {
+	Records         int     `json:"records"`
+	SampleRate      float64 `json:"q"`
+	Steps           int     `json:"steps"`
+	NoiseMultiplier float64 `json:"sigma"`
+	Clip            float64 `json:"clip"`
+	HistogramSigma  float64 `json:"histogram_sigma"`
+	// Epsilon is the composed epsilon at Delta (<= the target); the other
+	// two are each mechanism alone, for the reader.
+	Epsilon          float64 `json:"epsilon"`
+	Delta            float64 `json:"delta"`
+	SGDEpsilon       float64 `json:"sgd_epsilon"`
+	HistogramEpsilon float64 `json:"histogram_epsilon"`
+	Accountant       string  `json:"accountant"`
+}
+
+// JSON is the plan as the ledger's params.
+func (p Plan) JSON() string {
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// MakePlan calibrates a window of n records to (epsilon, delta).
+func MakePlan(cfg Config, n int, epsilon, delta float64) (Plan, error) {
+	cfg = cfg.Defaults()
+	if n < 1 {
+		return Plan{}, errors.New("dpwindow: empty window")
+	}
+	q := math.Min(1, float64(cfg.ExpectedBatch)/float64(n))
+	steps := max(1, int(math.Ceil(cfg.Epochs*float64(n)/float64(cfg.ExpectedBatch))))
+	sigma, err := privacy.NoiseForEpsilon(epsilon, delta, q, steps, privacy.Options{HistogramSigma: cfg.HistogramSigma})
+	if err != nil {
+		return Plan{}, fmt.Errorf("dpwindow: calibrating DP-SGD noise for epsilon %g (histogram sigma %g): %w", epsilon, cfg.HistogramSigma, err)
+	}
+	p := Plan{Records: n, SampleRate: q, Steps: steps, NoiseMultiplier: sigma, Clip: cfg.Clip,
+		HistogramSigma: cfg.HistogramSigma, Delta: delta, Accountant: "rdp-improved"}
+	a := privacy.NewAccountant(nil, privacy.Improved)
+	a.ComposeSGD(q, sigma, steps)
+	p.SGDEpsilon, _ = a.Epsilon(delta)
+	a.ComposeGaussian(cfg.HistogramSigma)
+	p.Epsilon, _ = a.Epsilon(delta)
+	h := privacy.NewAccountant(nil, privacy.Improved)
+	h.ComposeGaussian(cfg.HistogramSigma)
+	p.HistogramEpsilon, _ = h.Epsilon(delta)
+	if p.Epsilon > epsilon*(1+1e-9) {
+		return Plan{}, fmt.Errorf("dpwindow: plan spends epsilon %g > target %g", p.Epsilon, epsilon)
+	}
+	return p, nil
+}
+
+// Output is what a window releases.
+type Output struct {
+	Texts    []string
+	Clusters []int
+	// Histogram is the DP estimate of the window's topic mix (publishable).
+	Histogram []float64
+	// Pool is how many distinct synthetic texts were sampled; Short the
+	// clusters that ran out before their quota.
+	Pool  int
+	Short int
+}
+
+// Progress receives stage names and step counts (no private values).
+type Progress interface {
+	Stage(name string, total int)
+	Advance(n int)
+}
+
+type noProgress struct{}
+
+func (noProgress) Stage(string, int) {}
+func (noProgress) Advance(int)       {}
+
+// Run executes the plan on the window's texts: m must be a freshly loaded
+// public base model (Run adds adapters to it and trains them), tok its
+// tokenizer. emb embeds pool and window for the filter; it must be a
+// per-text function that saw no private data (the base model's embedding,
+// or a lexical one fitted on the pool). After Run, m holds the window's
+// adapters (DP) and may be saved.
+func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(pool []string) (embed.Embedder, error),
+	texts []string, plan Plan, cfg Config, prog Progress) (*Output, error) {
+	cfg = cfg.Defaults()
+	if prog == nil {
+		prog = noProgress{}
+	}
+	if len(texts) != plan.Records {
+		return nil, fmt.Errorf("dpwindow: plan is for %d records, window has %d", plan.Records, len(texts))
+	}
+	seqLen := min(cfg.SeqLen, m.Config().Context)
+	records := make([][]int32, len(texts))
+	for i, s := range texts {
+		ids := tok.Encode(s)
+		if len(ids) > seqLen-1 {
+			ids = ids[:seqLen-1]
+		}
+		records[i] = ids
+	}
+	if err := m.AddLoRA(*cfg.LoRA, seedFromCrypto()); err != nil {
+		return nil, fmt.Errorf("dpwindow: adapters: %w", err)
+	}
+	tr, err := dpsgd.NewTrainer(m, dpsgd.TrainerOptions{
+		Clip: plan.Clip, NoiseMultiplier: plan.NoiseMultiplier, ExpectedBatch: plan.SampleRate * float64(plan.Records),
+		LearningRate: cfg.LearningRate, Trainable: dpsgd.TrainSetOf(lm.TrainAdapters),
+		Buckets: dpsgd.DefaultBuckets(plan.Records, plan.SampleRate), SeqLen: seqLen,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: trainer: %w", err)
+	}
+	prog.Stage("DP fine-tuning", plan.Steps)
+	sample := rand.New(rand.NewChaCha8(cryptoSeed()))
+	if err := dpsgd.TrainPoisson(ctx, tr, records, plan.SampleRate, plan.Steps, sample, func(int, dpsgd.StepStats) { prog.Advance(1) }); err != nil {
+		return nil, fmt.Errorf("dpwindow: %w", err)
+	}
+
+	poolSize := max(2, int(math.Ceil(cfg.PoolFactor*float64(len(texts)))))
+	prog.Stage("sampling", poolSize)
+	pool, _, err := synth.Sample(ctx, m, tok, poolSize, synth.Options{
+		SampleOptions: lm.SampleOptions{TopP: cfg.TopP, Temperature: cfg.Temperature, Seed: rand.Uint64()},
+		Progress:      prog.Advance,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: %w", err)
+	}
+	if len(pool) < 2 {
+		return nil, fmt.Errorf("dpwindow: the generator produced %d distinct texts", len(pool))
+	}
+	prog.Stage("DP filter", 3)
+	e, err := emb(pool)
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: embedder: %w", err)
+	}
+	poolE, err := e.Embed(ctx, pool)
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: embedding the pool: %w", err)
+	}
+	prog.Advance(1)
+	privE, err := e.Embed(ctx, texts)
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: embedding the window: %w", err)
+	}
+	prog.Advance(1)
+	res, err := filter.Run(ctx, poolE, privE, filter.Options{
+		Clusters: cfg.Clusters, HistogramSigma: plan.HistogramSigma,
+		Output: max(1, int(math.Round(cfg.OutputFactor*float64(len(texts))))), Seed: rand.Uint64(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dpwindow: %w", err)
+	}
+	prog.Advance(1)
+	out := &Output{Histogram: res.Histogram, Pool: len(pool), Short: len(res.Short)}
+	for i, j := range res.Selected {
+		out.Texts = append(out.Texts, pool[j])
+		out.Clusters = append(out.Clusters, res.SelectedCluster[i])
+	}
+	return out, nil
+}
+
+func cryptoSeed() [32]byte {
+	var s [32]byte
+	_, _ = crand.Read(s[:]) // never fails (Go 1.24+)
+	return s
+}
+
+func seedFromCrypto() uint64 {
+	s := cryptoSeed()
+	var v uint64
+	for _, b := range s[:8] {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
