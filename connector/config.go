@@ -59,6 +59,15 @@ type KafkaConfig struct {
 	// be stored. Empty disables it, and bad messages then stop the
 	// connector rather than being skipped silently.
 	DeadLetterTopic string `yaml:"dead_letter_topic" env:"DEAD_LETTER_TOPIC"`
+	// OutputTopic, when set, also receives every written window's
+	// synthetic instructions (JSON values keyed by window id, headers
+	// dpinstruct-window/-attempt/-seq), exactly once per window id: all of
+	// a window's messages go to one partition, whose end offset is recorded
+	// in ClickHouse before producing, so a delivery cut short by a crash is
+	// completed by reading back and sending only what is missing. It holds
+	// DP output only. Delivery happens after the ClickHouse write and
+	// before the offset commit; a broker outage therefore stalls commits.
+	OutputTopic string `yaml:"output_topic" env:"OUTPUT_TOPIC"`
 	// StartFromLatest makes a group with no committed offsets start at the
 	// end of the topic instead of the beginning.
 	StartFromLatest bool `yaml:"start_from_latest" env:"START_FROM_LATEST"`
@@ -357,6 +366,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.MaxMessageBytes <= 0 {
 		bad("kafka.max_message_bytes", "must be > 0")
+	}
+	if c.Kafka.OutputTopic != "" && (c.Kafka.OutputTopic == c.Kafka.Topic || c.Kafka.OutputTopic == c.Kafka.DeadLetterTopic) {
+		bad("kafka.output_topic", "must differ from kafka.topic and kafka.dead_letter_topic")
 	}
 	if c.Kafka.DeadLetterTopic != "" && c.Kafka.DeadLetterTopic == c.Kafka.Topic {
 		bad("kafka.dead_letter_topic", "must differ from kafka.topic")

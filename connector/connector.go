@@ -54,6 +54,10 @@ type Deps struct {
 	Ledger     Ledger
 	DeadLetter DeadLetters // nil: a bad message stops the connector
 	Processor  Processor
+	// Output, when set, also receives every written window's rows, with
+	// Deliveries (required then) recording the delivery state.
+	Output     Output
+	Deliveries Deliveries
 	// Budgets are the privacy ledgers each window is charged in before it
 	// trains (the ClickHouse table, and the local file when configured).
 	// At least one is required.
@@ -120,6 +124,9 @@ func New(cfg Config, deps Deps, maxWindows int) (*Connector, error) {
 	}
 	if deps.NewSource == nil || deps.Ledger == nil || deps.Processor == nil {
 		return nil, errors.New("connector: NewSource, Ledger and Processor are required")
+	}
+	if deps.Output != nil && deps.Deliveries == nil {
+		return nil, errors.New("connector: an Output needs Deliveries")
 	}
 	if len(deps.Budgets) == 0 {
 		return nil, errors.New("connector: at least one privacy ledger (Budgets) is required")
@@ -749,7 +756,7 @@ func (c *Connector) planAndProcess(ctx context.Context, ps *partitionState, w si
 		_ = p.buffer.Close()
 		c.log.Info("window already written by another run; committing its offsets", "window", w.ID)
 		c.deps.Metrics.Windows.WithLabelValues("skipped").Inc()
-		return false, c.commit(ctx, w)
+		return false, c.commit(ctx, *mine)
 	}
 	return false, c.process(ctx, w, p, false)
 }
@@ -884,6 +891,9 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 	}
 	stopRenew()
 	c.deps.Metrics.observe("write", start)
+	if err := c.deliver(ctx, w, res.Rows); err != nil {
+		return err
+	}
 	c.faults.hit("before-commit", w.ID, c.log)
 	if err := c.commit(ctx, w); err != nil {
 		return err
@@ -901,6 +911,12 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 // fatal: the window is already written, so the next reader of these
 // offsets finds it in the ledger and commits instead of reprocessing.
 func (c *Connector) commit(ctx context.Context, w sink.Window) error {
+	// A written window reaches the output topic before its offsets are
+	// committed, so a crash in between redelivers (exactly once, see
+	// deliver) instead of losing it.
+	if err := c.deliver(ctx, w, nil); err != nil {
+		return err
+	}
 	for _, r := range w.Ranges {
 		err := c.src.Commit(ctx, kafka.Message{Topic: r.Topic, Partition: int(r.Partition), Offset: r.Last})
 		if err != nil {

@@ -25,9 +25,21 @@ type DPProcessor struct {
 	cfg ProcessorConfig
 	// target is the (epsilon, delta) PlanSpend was asked to meet; plans
 	// caches the plan per window so Process runs exactly what was charged.
-	plans map[string]dpwindow.Plan
-	log   *slog.Logger
+	plans    map[string]dpwindow.Plan
+	log      *slog.Logger
+	progress StageProgress
 }
+
+// StageProgress shows a long window stage to a person (progress bars);
+// it receives stage names and counts only, never data.
+type StageProgress interface {
+	Stage(name string, total int)
+	Advance(n int)
+}
+
+// SetProgress makes the processor report its stages to p as well as to
+// the log.
+func (p *DPProcessor) SetProgress(sp StageProgress) { p.progress = sp }
 
 func newDPProcessor(cfg ProcessorConfig) Processor {
 	return &DPProcessor{cfg: cfg, plans: map[string]dpwindow.Plan{}, log: slog.Default()}
@@ -105,7 +117,7 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 		}
 		return embed.NewModel(bm, tok), nil
 	}
-	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, plan, p.method(), &logProgress{log: p.log, window: w.ID})
+	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, plan, p.method(), &logProgress{log: p.log, window: w.ID, also: p.progress})
 	if err != nil {
 		return nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
 	}
@@ -122,7 +134,7 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 		rows[i] = sink.Row{Seq: uint32(i), Text: t, Cluster: int32(out.Clusters[i]), GeneratorVersion: generatorVersion,
 			Epsilon: plan.Epsilon, Delta: plan.Delta}
 	}
-	p.log.Info("window synthesised", "window", w.ID, "pool", out.Pool, "selected", len(rows), "short_clusters", out.Short,
+	p.log.Info("window synthesised", "window", w.ID, "pool", len(out.Pool), "selected", len(rows), "short_clusters", out.Short,
 		"epsilon", plan.Epsilon, "delta", plan.Delta, "sigma", plan.NoiseMultiplier, "steps", plan.Steps)
 	return &Result{Rows: rows, Epsilon: plan.Epsilon, Delta: plan.Delta}, nil
 }
@@ -141,18 +153,22 @@ func (p *DPProcessor) modelDir() (string, func(), error) {
 	return base.Extract()
 }
 
-// logProgress logs stage starts and completion (counts only).
+// logProgress logs stage starts (counts only) and forwards to also.
 type logProgress struct {
 	log    *slog.Logger
 	window string
-	stage  string
-	total  int
-	done   int
+	also   StageProgress
 }
 
 func (l *logProgress) Stage(name string, total int) {
-	l.stage, l.total, l.done = name, total, 0
-	l.log.Info("window stage", "window", l.window, "stage", name, "total", total)
+	l.log.Debug("window stage", "window", l.window, "stage", name, "total", total)
+	if l.also != nil {
+		l.also.Stage(name, total)
+	}
 }
 
-func (l *logProgress) Advance(n int) { l.done += n }
+func (l *logProgress) Advance(n int) {
+	if l.also != nil {
+		l.also.Advance(n)
+	}
+}

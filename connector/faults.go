@@ -14,7 +14,8 @@ import (
 // (for example after ClickHouse acknowledged a window but before its
 // offsets were committed). It is driven only by the environment variable
 // DPINSTRUCT_FAULT=<point>[:<n>], where point is after-plan, after-charge,
-// before-write or before-commit and n (default 1) picks the n-th window to reach it.
+// before-write, mid-output (half of a window's output-topic messages sent)
+// or before-commit and n (default 1) picks the n-th window to reach it.
 // At that point the process prints "FAULT <point> window=<id>" on stderr
 // and blocks until killed. Unset in production; it carries no data.
 type faults struct {
@@ -31,9 +32,9 @@ func faultsFromEnv() (faults, error) {
 	point, n, hasN := strings.Cut(v, ":")
 	f := faults{point: point, nth: 1}
 	switch point {
-	case "after-plan", "after-charge", "before-write", "before-commit":
+	case "after-plan", "after-charge", "before-write", "mid-output", "before-commit":
 	default:
-		return faults{}, fmt.Errorf("DPINSTRUCT_FAULT: unknown point %q (after-plan, after-charge, before-write, before-commit)", point)
+		return faults{}, fmt.Errorf("DPINSTRUCT_FAULT: unknown point %q (after-plan, after-charge, before-write, mid-output, before-commit)", point)
 	}
 	if hasN {
 		k, err := strconv.Atoi(n)

@@ -41,6 +41,9 @@ type RunOptions struct {
 	Logger     *slog.Logger
 	// OnListen, when set, receives the metrics listener's address.
 	OnListen func(addr string)
+	// Progress, when set, is shown each long stage of a window (DP
+	// training steps, sampling, filtering), for progress bars.
+	Progress StageProgress
 }
 
 // Run connects to ClickHouse and Kafka as cfg says and runs the connector
@@ -98,6 +101,12 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if sp, ok := proc.(interface{ SetProgress(StageProgress) }); ok && opts.Progress != nil {
+		sp.SetProgress(opts.Progress)
+	}
+	if dp, ok := proc.(*DPProcessor); ok {
+		dp.log = log
+	}
 	newSource := func() (Source, error) {
 		return stream.NewSource(stream.SourceConfig{
 			Brokers:         cfg.Kafka.Brokers,
@@ -109,6 +118,15 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 			SessionTimeout:  cfg.Kafka.SessionTimeout,
 		})
 	}
+	var out Output
+	if cfg.Kafka.OutputTopic != "" {
+		o := stream.NewTopicOutput(cfg.Kafka.Brokers, cfg.Kafka.OutputTopic)
+		defer o.Close()
+		if err := o.Ensure(ctx); err != nil {
+			return fmt.Errorf("kafka (kafka.output_topic): %w", err)
+		}
+		out = o
+	}
 	budgets := []Budget{ch}
 	if cfg.Privacy.LedgerFile != "" {
 		budgets = append(budgets, sink.FileLedger{Path: cfg.Privacy.LedgerFile})
@@ -117,6 +135,8 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 		NewSource:  newSource,
 		Ledger:     ch,
 		Budgets:    budgets,
+		Output:     out,
+		Deliveries: ch,
 		DeadLetter: dlq,
 		Processor:  proc,
 		Metrics:    metrics,

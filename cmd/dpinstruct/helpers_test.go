@@ -131,6 +131,8 @@ type e2eConfig struct {
 	ledgerFile               string
 	// processor is the YAML body of the processor section (default: count)
 	processor string
+	// outputTopic sets kafka.output_topic
+	outputTopic string
 }
 
 func writeE2EConfig(t *testing.T, c e2eConfig) string {
@@ -152,6 +154,7 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
   topic: %s
   group_id: %s
   dead_letter_topic: %s.dlq
+  output_topic: %q
   session_timeout: 6s
 clickhouse:
   dsn: %s
@@ -173,7 +176,7 @@ observability:
   listen: 127.0.0.1:0
   log_format: json
 instance: %s
-`, c.brokers, c.topic, c.group, c.topic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
+`, c.brokers, c.topic, c.group, c.topic, c.outputTopic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
 		filepath.Join(t.TempDir(), "spill"), c.processor, c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {

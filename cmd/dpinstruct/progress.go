@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"time"
 
@@ -19,4 +20,24 @@ func newProgressBar(w io.Writer, max int64, desc string, extra ...progressbar.Op
 		progressbar.OptionThrottle(200 * time.Millisecond),
 	}, extra...)
 	return progressbar.NewOptions64(max, opts...)
+}
+
+// stageBars draws one bar per window stage (connector.StageProgress).
+type stageBars struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func (s *stageBars) Stage(name string, total int) {
+	if s.bar != nil {
+		_ = s.bar.Finish()
+		fmt.Fprintln(s.w)
+	}
+	s.bar = newProgressBar(s.w, int64(total), name, progressbar.OptionShowElapsedTimeOnFinish())
+}
+
+func (s *stageBars) Advance(n int) {
+	if s.bar != nil {
+		_ = s.bar.Add(n)
+	}
 }

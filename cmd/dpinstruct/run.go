@@ -12,6 +12,7 @@ func newRunCmd() *cobra.Command {
 	var (
 		path       string
 		maxWindows int
+		progress   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -52,10 +53,15 @@ Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration,
 				return usageError{fmt.Errorf("--max-windows must be >= 0")}
 			}
 			log := connector.NewLogger(cmd.ErrOrStderr(), cfg.Observability)
-			return connector.Run(cmd.Context(), cfg, connector.RunOptions{MaxWindows: maxWindows, Logger: log})
+			opts := connector.RunOptions{MaxWindows: maxWindows, Logger: log}
+			if progress {
+				opts.Progress = &stageBars{w: cmd.ErrOrStderr()}
+			}
+			return connector.Run(cmd.Context(), cfg, opts)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "YAML configuration file")
 	cmd.Flags().IntVar(&maxWindows, "max-windows", 0, "exit 0 after this many windows are written and committed (0: run until stopped)")
+	cmd.Flags().BoolVar(&progress, "progress", false, "draw a progress bar with ETA for each long stage of a window (DP training, sampling, filter) on stderr")
 	return cmd
 }

@@ -33,25 +33,29 @@ clickhouse-client --port "$CH_PORT" -q "DROP DATABASE IF EXISTS $DB"
 echo "== loading the Dolly prompts (the private stream) into topic 'instructions'"
 "$BIN" produce --brokers "127.0.0.1:$BROKER_PORT" --topic instructions --file "$PROMPTS" --key user_id
 
-echo "== running the connector for two windows"
+rm -rf "$WORK/checkpoints" "$WORK/ledger.jsonl"
+echo "== running the connector with the DP processor for two windows of 1,000 prompts"
+echo "   (each: charge the ledger, DP fine-tune LoRA adapters, sample 5,000, DP filter, write)"
 DPINSTRUCT_KAFKA_BROKERS="127.0.0.1:$BROKER_PORT" \
 DPINSTRUCT_CLICKHOUSE_DSN="clickhouse://default@127.0.0.1:$CH_PORT/$DB" \
 DPINSTRUCT_WINDOW_SPILL_DIR="$WORK/spill" \
-DPINSTRUCT_OBSERVABILITY_LISTEN="127.0.0.1:0" \
-  "$BIN" run --config deploy/local/example.yaml --max-windows 2
+  "$BIN" run --config deploy/local/demo.yaml --max-windows 2 --progress
 
+export DPINSTRUCT_KAFKA_BROKERS="127.0.0.1:$BROKER_PORT" DPINSTRUCT_CLICKHOUSE_DSN="clickhouse://default@127.0.0.1:$CH_PORT/$DB"
 echo
-echo "== report"
-ch -q "SELECT window_id, status, partitions, first_offsets, last_offsets, records, dead_letters, output_rows, processor
-       FROM windows FINAL ORDER BY first_offsets FORMAT PrettyCompactMonoBlock"
-ch -q "SELECT count() AS synthetic_rows, uniqExact(window_id) AS windows FROM published_instructions FORMAT PrettyCompactMonoBlock"
-ch -q "SELECT window_id, seq, text FROM published_instructions ORDER BY window_id, seq LIMIT 5 FORMAT PrettyCompactMonoBlock"
-echo
-echo "== the public base generator, before any DP fine-tuning (dpinstruct generate --n 5)"
-"$BIN" generate --n 5 --seed 7 --max-tokens 40 2>/dev/null
-cat <<SQL
+echo "================================ report ================================"
+"$BIN" report --config deploy/local/demo.yaml --samples 10
 
-What an analyst runs next (clickhouse-client --port $CH_PORT --database $DB):
-  SELECT window_id, records, output_rows, epsilon, delta FROM windows FINAL WHERE status = 'written';
-  SELECT window_id, count() FROM published_instructions GROUP BY window_id;
-SQL
+# The demo's data is public, so it may be evaluated: the two windows hold the
+# first 2,000 prompts of the single partition.
+echo
+echo "== evaluation against the demo data (allowed: Dolly is public)"
+head -n 2000 "$PROMPTS" > "$WORK/window-prompts.jsonl"
+ch -q "SELECT text FROM published_instructions FORMAT JSONEachRow" > "$WORK/synthetic.jsonl"
+"$BIN" generate --n 2000 --seed 3 --out "$WORK/base-samples.jsonl" 2>/dev/null
+echo "-- the public base generator alone (no DP fine-tuning, no filter):"
+"$BIN" eval --real "$WORK/window-prompts.jsonl" --synthetic "$WORK/base-samples.jsonl" --seeds 3 2>/dev/null | grep -E "^(MAUVE|leakage)"
+echo "-- the connector's released synthetic instructions (DP fine-tuned + DP filter):"
+"$BIN" eval --real "$WORK/window-prompts.jsonl" --synthetic "$WORK/synthetic.jsonl" --seeds 3 --html "$WORK/report.html" 2>/dev/null | grep -Ev "^mauve="
+echo
+echo "HTML report: $WORK/report.html (open it in a browser). Privacy ledger copy: $WORK/ledger.jsonl"

@@ -143,9 +143,10 @@ type Output struct {
 	Clusters []int
 	// Histogram is the DP estimate of the window's topic mix (publishable).
 	Histogram []float64
-	// Pool is how many distinct synthetic texts were sampled; Short the
-	// clusters that ran out before their quota.
-	Pool  int
+	// Pool is every distinct synthetic text sampled (DP: a sample of the
+	// fine-tuned generator); Short counts the clusters that ran out before
+	// their quota.
+	Pool  []string
 	Short int
 }
 
@@ -236,7 +237,7 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		return nil, fmt.Errorf("dpwindow: %w", err)
 	}
 	prog.Advance(1)
-	out := &Output{Histogram: res.Histogram, Pool: len(pool), Short: len(res.Short)}
+	out := &Output{Histogram: res.Histogram, Pool: pool, Short: len(res.Short)}
 	for i, j := range res.Selected {
 		out.Texts = append(out.Texts, pool[j])
 		out.Clusters = append(out.Clusters, res.SelectedCluster[i])

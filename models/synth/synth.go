@@ -10,6 +10,9 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
+// sampleChunk bounds the samples one Generate call draws.
+const sampleChunk = 256
+
 // Stats counts what Sample drew.
 type Stats struct {
 	Drawn, Duplicates, Empty, Tokens int
@@ -46,7 +49,8 @@ func Sample(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, n int, o
 	for round := uint64(0); len(texts) < n && st.Drawn < factor*n; round++ {
 		o := opts.SampleOptions
 		o.Seed = opts.Seed + round*0x9e3779b97f4a7c15
-		seqs, err := m.Generate(ctx, n-len(texts), o)
+		// Chunks, so progress moves and ctx is checked between them.
+		seqs, err := m.Generate(ctx, min(n-len(texts), sampleChunk), o)
 		if err != nil {
 			return nil, st, fmt.Errorf("synth: sampling round %d: %w", round, err)
 		}
