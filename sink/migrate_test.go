@@ -2,6 +2,7 @@ package sink
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,16 +31,22 @@ func TestMigrateTwiceIsNoop(t *testing.T) {
 	if err := c.CheckSchema(ctx); err != nil {
 		t.Errorf("CheckSchema after migrate: %v", err)
 	}
-	// schema_migrations, window_ranges, windows, synthetic_instructions and
-	// the published_instructions view.
+	// schema_migrations plus every table and view the migrations create.
 	got := count(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database())
-	if got != 6 {
-		t.Errorf("tables in %s = %d, want 6", c.Database(), got)
+	if got != uint64(wantTables) {
+		t.Errorf("tables in %s = %d, want %d", c.Database(), got, wantTables)
 	}
 	if n := count(t, c, "SELECT count() FROM "+c.table("schema_migrations")+" FINAL"); n != uint64(len(names)) {
 		t.Errorf("schema_migrations rows = %d, want %d", n, len(names))
 	}
 }
+
+// wantTables: schema_migrations; window_ranges, windows,
+// synthetic_instructions, published_instructions (0001); privacy_ledger
+// (0002); annotation_queue, annotation_events, annotations and the views
+// synthetic_per_window, cluster_sizes, annotation_progress (0003);
+// output_deliveries (0004).
+const wantTables = 13
 
 func TestCheckSchema(t *testing.T) {
 	t.Parallel()
@@ -51,7 +58,7 @@ func TestCheckSchema(t *testing.T) {
 		{
 			name:    "database missing",
 			setup:   func(t *testing.T, c *Client) {},
-			wantErr: "schema is at version 0, this binary needs 2: run `dpinstruct migrate`",
+			wantErr: fmt.Sprintf("schema is at version 0, this binary needs %d: run `dpinstruct migrate`", SchemaVersion()),
 		},
 		{
 			name: "up to date",
@@ -69,11 +76,11 @@ func TestCheckSchema(t *testing.T) {
 				if _, err := c.Migrate(testCtx(t)); err != nil {
 					t.Fatal(err)
 				}
-				if err := c.recordMigration(testCtx(t), 3, "0003_future.sql"); err != nil {
+				if err := c.recordMigration(testCtx(t), SchemaVersion()+1, "9999_future.sql"); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantErr: "schema is at version 3, this binary only knows 2: upgrade dpinstruct",
+			wantErr: fmt.Sprintf("schema is at version %d, this binary only knows %d: upgrade dpinstruct", SchemaVersion()+1, SchemaVersion()),
 		},
 	}
 	for _, tt := range tests {

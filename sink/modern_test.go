@@ -389,8 +389,8 @@ func TestModernClickHouse(t *testing.T) {
 			}
 		}
 		// four tables and the published_instructions view
-		if n := sqlCount(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database()); n != 6 {
-			t.Errorf("tables = %d, want 6", n)
+		if n := sqlCount(t, c, "SELECT count() FROM system.tables WHERE database = ?", c.Database()); n != uint64(wantTables) {
+			t.Errorf("tables = %d, want %d", n, wantTables)
 		}
 		if n := sqlCount(t, c, "SELECT count() FROM "+c.table("schema_migrations")+" FINAL"); n != uint64(len(names)) {
 			t.Errorf("schema_migrations rows under FINAL = %d, want %d", n, len(names))
@@ -442,11 +442,11 @@ func TestModernClickHouse(t *testing.T) {
 			setup   func(t *testing.T, c *Client)
 			wantErr string
 		}{
-			{"database missing", func(t *testing.T, c *Client) {}, "schema is at version 0, this binary needs 2"},
+			{"database missing", func(t *testing.T, c *Client) {}, fmt.Sprintf("schema is at version 0, this binary needs %d", SchemaVersion())},
 			{"table missing", func(t *testing.T, c *Client) {
 				t.Helper()
 				sqlExec(t, c, "CREATE DATABASE `"+c.Database()+"`")
-			}, "schema is at version 0, this binary needs 2"},
+			}, fmt.Sprintf("schema is at version 0, this binary needs %d", SchemaVersion())},
 			{"up to date", func(t *testing.T, c *Client) {
 				t.Helper()
 				if _, err := c.Migrate(ctx); err != nil {
@@ -467,10 +467,10 @@ func TestModernClickHouse(t *testing.T) {
 				if _, err := c.Migrate(ctx); err != nil {
 					t.Fatal(err)
 				}
-				if err := c.recordMigration(ctx, 3, "0003_future.sql"); err != nil {
+				if err := c.recordMigration(ctx, SchemaVersion()+1, "9999_future.sql"); err != nil {
 					t.Fatal(err)
 				}
-			}, "schema is at version 3, this binary only knows 2"},
+			}, fmt.Sprintf("schema is at version %d, this binary only knows %d", SchemaVersion()+1, SchemaVersion())},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
