@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
@@ -144,13 +143,11 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 const generatorVersion = "base-v1+dp-lora"
 
 func (p *DPProcessor) modelDir() (string, func(), error) {
-	if p.cfg.BaseModel != "" {
-		if _, err := os.Stat(p.cfg.BaseModel); err != nil {
-			return "", nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
-		}
-		return p.cfg.BaseModel, func() {}, nil
+	dir, cleanup, err := base.Folder(p.cfg.BaseModel)
+	if err != nil {
+		return "", nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
 	}
-	return base.Extract()
+	return dir, cleanup, nil
 }
 
 // logProgress logs stage starts (counts only) and forwards to also.

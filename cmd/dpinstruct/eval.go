@@ -74,15 +74,11 @@ on a private window. The last line is mauve=<mean>.`,
 			if err != nil {
 				return err
 			}
-			dir := modelDir
-			if dir == "" {
-				d, cleanup, err := base.Extract()
-				if err != nil {
-					return err
-				}
-				defer cleanup()
-				dir = d
+			dir, cleanup, err := base.Folder(modelDir)
+			if err != nil {
+				return usageError{fmt.Errorf("--model: %w", err)}
 			}
+			defer cleanup()
 			tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
 			if err != nil {
 				return err

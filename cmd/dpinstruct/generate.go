@@ -50,15 +50,11 @@ public data only (docs/MODELS.md).`,
 			if n < 1 {
 				return usageError{errors.New("--n must be at least 1")}
 			}
-			dir := modelDir
-			if dir == "" {
-				d, cleanup, err := base.Extract()
-				if err != nil {
-					return err
-				}
-				defer cleanup()
-				dir = d
+			dir, cleanup, err := base.Folder(modelDir)
+			if err != nil {
+				return usageError{fmt.Errorf("--model: %w", err)}
 			}
+			defer cleanup()
 			be, err := lm.BackendFromName(backend)
 			if err != nil {
 				return usageError{fmt.Errorf("--backend: %w", err)}

@@ -47,3 +47,16 @@ func Extract() (dir string, cleanup func(), err error) {
 	}
 	return dir, cleanup, nil
 }
+
+// Folder returns dir when it is set (a model folder chosen by the user),
+// else the shipped model extracted to a temporary folder; cleanup removes
+// what was extracted and is always safe to call.
+func Folder(dir string) (folder string, cleanup func(), err error) {
+	if dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return "", func() {}, fmt.Errorf("model folder: %w", err)
+		}
+		return dir, func() {}, nil
+	}
+	return Extract()
+}

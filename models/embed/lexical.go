@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode"
+
+	"github.com/dpinstruct/dpinstruct/internal/hashmix"
 )
 
 // Embedder maps texts to fixed-size float32 vectors. Implementations are
@@ -92,8 +94,8 @@ func NewLexical(o LexicalOptions) *Lexical {
 	}
 	// Two independent streams so that feature hashes and projection rows
 	// are not correlated.
-	l.hashSeed = mix64(seed ^ 0x9e3779b97f4a7c15)
-	l.projSeed = mix64(seed ^ 0xd1b54a32d192ed03)
+	l.hashSeed = hashmix.Mix64(seed ^ 0x9e3779b97f4a7c15)
+	l.projSeed = hashmix.Mix64(seed ^ 0xd1b54a32d192ed03)
 	return l
 }
 
@@ -251,7 +253,7 @@ func (s *scratch) features(l *Lexical, text string) []uint32 {
 		for _, r := range s.runes[start:end] {
 			h = (h ^ uint64(r)) * fnvPrime
 		}
-		s.wh = append(s.wh, mix64(h))
+		s.wh = append(s.wh, hashmix.Mix64(h))
 		start = end
 	}
 	if l.wordMin > 0 {
@@ -263,7 +265,7 @@ func (s *scratch) features(l *Lexical, text string) []uint32 {
 			for n := 1; n <= l.wordMax && i+n <= nw; n++ {
 				h = (h ^ s.wh[i+n-1]) * fnvPrime
 				if n >= l.wordMin {
-					s.feats = append(s.feats, l.bucket(mix64(h+uint64(n))))
+					s.feats = append(s.feats, l.bucket(hashmix.Mix64(h+uint64(n))))
 				}
 			}
 		}
@@ -296,7 +298,7 @@ func (s *scratch) charNgrams(l *Lexical, word []rune) {
 		for n := 1; n <= l.charMax && i+n <= m; n++ {
 			h = (h ^ uint64(at(i+n-1))) * fnvPrime
 			if n >= l.charMin {
-				s.feats = append(s.feats, l.bucket(mix64(h)))
+				s.feats = append(s.feats, l.bucket(hashmix.Mix64(h)))
 			}
 		}
 	}
@@ -366,10 +368,10 @@ func (l *Lexical) embedOne(s *scratch, text string, idf []float32, out []float32
 // project adds w times bucket b's projection row to acc: nnz entries of
 // random sign at random positions, from a splitmix64 stream seeded by b.
 func (l *Lexical) project(b uint32, w float64, acc []float64) {
-	state := mix64(uint64(b) ^ l.projSeed)
+	state := hashmix.Mix64(uint64(b) ^ l.projSeed)
 	for range l.nnz {
 		state += 0x9e3779b97f4a7c15
-		z := mix64(state)
+		z := hashmix.Mix64(state)
 		pos, _ := bits.Mul64(z, uint64(l.dim)) // high bits: position
 		if z&1 == 0 {                          // low bit: sign
 			acc[pos] += w
@@ -392,14 +394,3 @@ const (
 	familyWord = 0x776f7264 // "word"
 	familyChar = 0x63686172 // "char"
 )
-
-// mix64 is the splitmix64 finaliser: FNV-1a alone spreads short inputs
-// poorly over the high bits that bucket and project use.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/dpinstruct/dpinstruct/internal/hashmix"
 )
 
 // Leak kinds.
@@ -219,7 +221,7 @@ func windowHashes(dst []uint64, toks []string, m int) []uint64 {
 		}
 		h = h*base + tokenHash(toks[i])
 		if i >= m-1 {
-			dst = append(dst, mix64(h))
+			dst = append(dst, hashmix.Mix64(h))
 		}
 	}
 	return dst
@@ -231,15 +233,5 @@ func tokenHash(s string) uint64 {
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint64(s[i])) * 1099511628211
 	}
-	return mix64(h)
-}
-
-// mix64 is the splitmix64 finaliser.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return hashmix.Mix64(h)
 }
