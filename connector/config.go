@@ -125,9 +125,9 @@ type WindowConfig struct {
 	Lease time.Duration `yaml:"lease" env:"LEASE"`
 }
 
-// ProcessorConfig picks what happens to a window. Until the DP processor
-// exists, "count" is the only one: it emits rows derived from record
-// counts, never from text.
+// ProcessorConfig picks what happens to a window: "dp" (the method: DP
+// fine-tuning, sampling, the DP filter) or "count" (the data plane's
+// stand-in, for tests: rows derived from record counts, never from text).
 type ProcessorConfig struct {
 	Name string `yaml:"name" env:"NAME"`
 	// RowsPerRecords: the count processor emits one row per this many
@@ -241,7 +241,8 @@ func DefaultConfig() Config {
 			PlanSettle:  1500 * time.Millisecond,
 			Lease:       2 * time.Minute,
 		},
-		Processor: ProcessorConfig{Name: "count", RowsPerRecords: 10, Embedding: "model"},
+		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
+			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model"},
 		Privacy:   PrivacyConfig{Epsilon: 4, Delta: 1e-6},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
@@ -402,6 +403,20 @@ func (c Config) Validate() error {
 	}
 	if c.Window.BatchBytes <= 0 {
 		bad("window.batch_bytes", "must be > 0")
+	}
+	for field, v := range map[string]float64{
+		"processor.expected_batch": float64(c.Processor.ExpectedBatch), "processor.epochs": c.Processor.Epochs,
+		"processor.clip": c.Processor.Clip, "processor.learning_rate": c.Processor.LearningRate,
+		"processor.seq_len": float64(c.Processor.SeqLen), "processor.histogram_sigma": c.Processor.HistogramSigma,
+		"processor.pool_factor": c.Processor.PoolFactor, "processor.output_factor": c.Processor.OutputFactor,
+		"processor.clusters": float64(c.Processor.Clusters),
+	} {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			bad(field, "must be a finite number >= 0 (0: the method's default), got %v", v)
+		}
+	}
+	if c.Processor.SeqLen == 1 {
+		bad("processor.seq_len", "must be at least 2 (an instruction token and the end of text)")
 	}
 	if e := c.Processor.Embedding; e != "model" && e != "lexical" {
 		bad("processor.embedding", "must be model or lexical, not %q", e)
