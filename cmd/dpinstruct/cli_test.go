@@ -56,6 +56,8 @@ func TestHelpTeachesEveryCommand(t *testing.T) {
 		{[]string{"migrate", "--help"}, []string{"--clickhouse", "18.16"}},
 		{[]string{"run", "--help"}, []string{"privacy.lifetime_epsilon", "3 privacy budget exhausted"}},
 		{[]string{"privacy", "spent", "--help"}, []string{"--config", "never\nunder-counts", "spent epsilon="}},
+		{[]string{"audit", "--help"}, []string{"--no-dp", "--repeats", "--keep-duplicates", "exposure_max="}},
+		{[]string{"report", "--help"}, []string{"--config", "--samples", "epsilon"}},
 		{[]string{"eval", "--help"}, []string{"--real", "--synthetic", "--embedding", "--seeds", "--html", "--filter", "allowed to see", "mauve=<mean>"}},
 	}
 	for _, tt := range tests {

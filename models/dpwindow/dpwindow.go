@@ -45,6 +45,16 @@ type Config struct {
 	TopP, Temperature float64
 	// LoRA adapters (default lm.DefaultLoRA()).
 	LoRA *lm.LoRAConfig
+	// KeepDuplicates trains on every record as it came. By default exact
+	// duplicate texts in a window are trained on once: a secret sent many
+	// times verbatim then weighs as one record, where record-level DP
+	// would otherwise only give it the group guarantee k*epsilon. Dropping
+	// duplicates is 1-stable (adding or removing a record changes the set
+	// of distinct texts by at most one), so the guarantee is unchanged;
+	// the sampling rate and steps still come from the record count
+	// (metadata), never from the distinct count. The filter's histogram
+	// still counts every record.
+	KeepDuplicates bool
 }
 
 // Defaults fills zero fields.
@@ -177,8 +187,12 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		return nil, fmt.Errorf("dpwindow: plan is for %d records, window has %d", plan.Records, len(texts))
 	}
 	seqLen := min(cfg.SeqLen, m.Config().Context)
-	records := make([][]int32, len(texts))
-	for i, s := range texts {
+	train := texts
+	if !cfg.KeepDuplicates {
+		train = distinct(texts)
+	}
+	records := make([][]int32, len(train))
+	for i, s := range train {
 		ids := tok.Encode(s)
 		if len(ids) > seqLen-1 {
 			ids = ids[:seqLen-1]
@@ -243,6 +257,19 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		out.Clusters = append(out.Clusters, res.SelectedCluster[i])
 	}
 	return out, nil
+}
+
+// distinct keeps the first copy of each text, in order.
+func distinct(texts []string) []string {
+	seen := make(map[string]bool, len(texts))
+	out := make([]string, 0, len(texts))
+	for _, t := range texts {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func cryptoSeed() [32]byte {

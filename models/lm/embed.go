@@ -99,3 +99,54 @@ func (m *Model) poolHidden(toks []int32, mask []float32, T int) ([]float32, erro
 	}
 	return tensors.CopyFlatData[float32](outs[0])
 }
+
+// LogLikelihood returns each row's log-probability under the model, in
+// nats: sum over its tokens and the closing end of text of log p(token |
+// BOS, earlier tokens), laid out as PackBatch does (rows cut to
+// Context-1 tokens). Privacy audits rank a planted canary by it.
+func (m *Model) LogLikelihood(ctx context.Context, rows [][]int32) ([]float64, error) {
+	out := make([]float64, len(rows))
+	T := m.cfg.Context
+	for start := 0; start < len(rows); start += embedBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(start+embedBatch, len(rows))
+		batch := make([][]int32, end-start)
+		for i, r := range rows[start:end] {
+			batch[i] = r[:min(len(r), T-1)]
+		}
+		in, tg, mk, err := PackBatch(batch, embedBatch, T, m.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("lm: log-likelihood rows %d-%d: %w", start, end-1, err)
+		}
+		ll, err := m.rowLogProbs(in, tg, mk)
+		if err != nil {
+			return nil, fmt.Errorf("lm: log-likelihood rows %d-%d: %w", start, end-1, err)
+		}
+		for i := range batch {
+			out[start+i] = float64(ll[i])
+		}
+	}
+	return out, nil
+}
+
+func (m *Model) rowLogProbs(in, tg, mk *tensors.Tensor) ([]float32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.llExec == nil {
+		e, err := model.NewExec(m.backend, m.store, func(scope *model.Scope, x []*graph.Node) []*graph.Node {
+			logits := m.Logits(x[0].Graph(), x[0], nil)
+			return []*graph.Node{graph.Neg(PerExampleLoss(logits, x[1], x[2]))}
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.llExec = e
+	}
+	outs, err := m.llExec.Call(in, tg, mk)
+	if err != nil {
+		return nil, err
+	}
+	return tensors.CopyFlatData[float32](outs[0])
+}

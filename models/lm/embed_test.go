@@ -49,3 +49,38 @@ func TestEmbedTokensIsPerRow(t *testing.T) {
 		t.Error("a token outside the vocabulary should be an error")
 	}
 }
+
+func TestLogLikelihoodMatchesTheLogits(t *testing.T) {
+	cfg := tinyConfig()
+	m := newTiny(t, cfg, 5)
+	rows := [][]int32{{5, 6, 7}, {}, {9, 1}}
+	got, err := m.LogLikelihood(context.Background(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		// [BOS, r...] predicts [r..., EOS].
+		in := append([]int32{cfg.EOS}, r...)
+		logits, err := m.LogitsFor([][]int32{in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets := append(append([]int32(nil), r...), cfg.EOS)
+		var want float64
+		for pos, tok := range targets {
+			row := logits[0][pos]
+			mx := math.Inf(-1)
+			for _, v := range row {
+				mx = math.Max(mx, float64(v))
+			}
+			var z float64
+			for _, v := range row {
+				z += math.Exp(float64(v) - mx)
+			}
+			want += float64(row[tok]) - mx - math.Log(z)
+		}
+		if math.Abs(got[i]-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Errorf("row %d: log-likelihood %g, want %g", i, got[i], want)
+		}
+	}
+}

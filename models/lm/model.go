@@ -51,6 +51,7 @@ type Model struct {
 	logitsExec *model.Exec
 	decodeExec *model.Exec
 	embedExec  *model.Exec
+	llExec     *model.Exec
 	activeLR   *Trainer // trainer whose learning rate is currently in the store
 }
 
@@ -321,5 +322,9 @@ func (m *Model) resetExecsLocked() {
 	if m.embedExec != nil {
 		m.embedExec.Finalize()
 		m.embedExec = nil
+	}
+	if m.llExec != nil {
+		m.llExec.Finalize()
+		m.llExec = nil
 	}
 }
