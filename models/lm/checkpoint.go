@@ -264,6 +264,11 @@ func readSafetensors(path string) (map[string]*tensors.Tensor, error) {
 		chunk := data[b:end]
 		size := 1
 		for _, d := range e.Shape {
+			// Checked against the data length so a hostile header cannot
+			// overflow the size or ask for a huge allocation.
+			if d < 0 || (d > 0 && size > len(data)/d) {
+				return nil, fmt.Errorf("lm: load %s: %q: bad shape %v", path, name, e.Shape)
+			}
 			size *= d
 		}
 		var t *tensors.Tensor
