@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,5 +183,56 @@ func TestKilledAfterChargeIsChargedAgain(t *testing.T) {
 	spent := privacySpent(t, cfg)
 	if !strings.HasSuffix(strings.TrimSpace(spent), "spent epsilon=4 delta=2e-06 attempts=2") {
 		t.Errorf("privacy spent:\n%s", spent)
+	}
+}
+
+// TestFullLedgerDiskStopsTheWindowBeforeTraining: when the local ledger
+// file cannot be written (the process runs under a file-size limit, which
+// fails writes as a full disk does), the window is not processed, the
+// process exits 1 naming the ledger file, the file holds only whole lines,
+// and a rerun with room completes every window exactly once. ClickHouse may
+// hold a charge the file refused: the ledger over-counts, never under.
+func TestFullLedgerDiskStopsTheWindowBeforeTraining(t *testing.T) {
+	dsn := needClickHouse(t)
+	db, dbName, conn := freshDatabase(t, dsn)
+	addr := startBroker(t, 1)
+	// Six windows; a charge line is ~230 bytes and bash's `ulimit -f 1` is
+	// 1 KiB, so the fifth charge does not fit.
+	produceRecords(t, addr, "instr", 6000, "")
+	ledgerFile := filepath.Join(t.TempDir(), "ledger.jsonl")
+	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a",
+		maxRecords: 1000, epsilon: 1, ledgerFile: ledgerFile})
+
+	full := startProc(t, []string{"ULIMIT_FSIZE=1"}, "run", "--config", cfg)
+	if code := full.wait(2 * time.Minute); code != 1 {
+		t.Fatalf("run with a full ledger disk: exit %d, want 1:\n%s", code, full.output())
+	}
+	if out := full.output(); !strings.Contains(out, "file ledger") || !strings.Contains(out, "file too large") {
+		t.Errorf("the error does not name the ledger file and the cause:\n%s", out)
+	}
+	written := len(writtenWindows(t, conn, dbName))
+	raw, err := os.ReadFile(ledgerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(raw), "\n")
+	if len(raw) == 0 || raw[len(raw)-1] != '\n' || lines != written {
+		t.Errorf("ledger file holds %d lines (%d bytes, torn: %v) for %d written windows", lines, len(raw), len(raw) > 0 && raw[len(raw)-1] != '\n', written)
+	}
+	if n := len(ledgerEntries(t, conn, dbName, "g")); n < written {
+		t.Errorf("ClickHouse ledger has %d entries for %d written windows: under-counted", n, written)
+	}
+
+	if written == 0 || written >= 6 {
+		t.Fatalf("%d windows written before the ledger file filled up", written)
+	}
+	rerun := startProc(t, nil, "run", "--config", cfg, "--max-windows", strconv.Itoa(6-written))
+	if code := rerun.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("rerun: exit %d:\n%s", code, rerun.output())
+	}
+	checkExactlyOnce(t, conn, dbName, partitionEnds(t, addr, "instr"))
+	raw, _ = os.ReadFile(ledgerFile)
+	if n := strings.Count(string(raw), "\n"); n != 6 {
+		t.Errorf("ledger file has %d charges after the rerun, want 6", n)
 	}
 }

@@ -198,6 +198,13 @@ type proc struct {
 func startProc(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(binPath, args...), done: make(chan struct{})}
+	// ULIMIT_FSIZE=<512-byte blocks> runs the binary under that file-size
+	// limit: writes past it fail as on a full disk (Go ignores SIGXFSZ).
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "ULIMIT_FSIZE="); ok {
+			p.cmd = exec.Command("bash", append([]string{"-c", "ulimit -f " + v + ` && exec "$0" "$@"`, binPath}, args...)...)
+		}
+	}
 	// The test's own DPINSTRUCT_* settings (the DSN of make test) would
 	// override the config file: the child sees only what the test passes.
 	for _, kv := range os.Environ() {
