@@ -54,6 +54,14 @@ func TestDecodeRejects(t *testing.T) {
 		// costs nothing to reject.
 		{"oversized beats malformed", Decoder{MaxMessageBytes: 8}, `{` + secret, ReasonOversized, ""},
 		{"default limit", Decoder{}, `{"text": "` + strings.Repeat("a", DefaultMaxMessageBytes) + `"}`, ReasonOversized, ""},
+		// Hostile input.
+		{"10 MB line", Decoder{}, `{"text": "` + secret + strings.Repeat("b", 10<<20) + `"}`, ReasonOversized, ""},
+		{"json bomb (deep nesting)", Decoder{}, `{"text": "hi", "x": ` + strings.Repeat(`{"a":`, 100000) + `1` + strings.Repeat(`}`, 100000) + `}`, ReasonMalformed, ""},
+		{"raw control character in a string", Decoder{}, "{\"text\": \"" + secret + "\x00\x1b[2J\"}", ReasonMalformed, ""},
+		{"raw newline in a string", Decoder{}, "{\"text\": \"" + secret + "\nrm -rf\"}", ReasonMalformed, ""},
+		{"overlong utf8 encoding", Decoder{}, `{"text": "` + secret + "\xc0\xaf" + `"}`, ReasonInvalidUTF8, ""},
+		{"utf8 surrogate half", Decoder{}, `{"text": "` + secret + "\xed\xa0\x80" + `"}`, ReasonInvalidUTF8, ""},
+		{"text format invalid utf8", Decoder{Format: FormatText}, "\xff" + secret, ReasonInvalidUTF8, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

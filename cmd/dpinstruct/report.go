@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -78,7 +79,7 @@ stream metadata; it never reads the private topic.`,
 				}
 				fmt.Fprintf(out, "\n%d synthetic instructions (DP output; safe to read):\n", len(ss))
 				for i, s := range ss {
-					fmt.Fprintf(out, "%3d. [window %s, cluster %d] %s\n", i+1, s.WindowID, s.Cluster, strings.Join(strings.Fields(s.Text), " "))
+					fmt.Fprintf(out, "%3d. [window %s, cluster %d] %s\n", i+1, s.WindowID, s.Cluster, printable(s.Text))
 				}
 			}
 			fmt.Fprintf(out, `
@@ -94,4 +95,19 @@ What an analyst runs next (clickhouse-client, database of %s):
 	cmd.Flags().StringVar(&path, "config", "", "YAML configuration file (as for run)")
 	cmd.Flags().IntVar(&samples, "samples", 10, "synthetic instructions to show")
 	return cmd
+}
+
+// printable flattens whitespace and shows control characters (a generator
+// can emit any byte, including terminal escape sequences) as \uXXXX, so a
+// report printed to a terminal cannot be used to drive it.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range strings.Join(strings.Fields(s), " ") {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
