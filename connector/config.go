@@ -2,17 +2,22 @@ package connector
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dpinstruct/dpinstruct/stream"
 )
 
 // Config is the connector's whole configuration. It is read from a YAML
@@ -80,6 +85,46 @@ type KafkaConfig struct {
 	// long before another member takes them. Shorter recovers faster but
 	// evicts members on long pauses.
 	SessionTimeout time.Duration `yaml:"session_timeout" env:"SESSION_TIMEOUT"`
+	// SASL authenticates every Kafka connection (source, dead letters,
+	// output topic). Empty mechanism: no authentication.
+	SASL SASLConfig `yaml:"sasl" envPrefix:"SASL_"`
+	// TLS encrypts every Kafka connection.
+	TLS TLSConfig `yaml:"tls" envPrefix:"TLS_"`
+}
+
+// SASLConfig is Kafka SASL authentication. The password comes from
+// Password (best set through DPINSTRUCT_KAFKA_SASL_PASSWORD) or from the
+// file PasswordFile names (a mounted Kubernetes secret, say), never both.
+// It is never printed: see [Secret].
+type SASLConfig struct {
+	// Mechanism is "" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. PLAIN
+	// sends the password as is: use it only with TLS.
+	Mechanism string `yaml:"mechanism" env:"MECHANISM"`
+	Username  string `yaml:"username" env:"USERNAME"`
+	Password  Secret `yaml:"password" env:"PASSWORD"`
+	// PasswordFile is read once at start; surrounding whitespace (a
+	// trailing newline) is dropped.
+	PasswordFile string `yaml:"password_file" env:"PASSWORD_FILE"`
+}
+
+// TLSConfig is a TLS client configuration. The files are PEM.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
+	// CAFile holds the CA certificates that sign the server's certificate;
+	// empty means the system's roots.
+	CAFile string `yaml:"ca_file" env:"CA_FILE"`
+	// CertFile and KeyFile are a client certificate for mutual TLS (both
+	// or neither).
+	CertFile string `yaml:"cert_file" env:"CERT_FILE"`
+	KeyFile  string `yaml:"key_file" env:"KEY_FILE"`
+	// ServerName is the name the server's certificate must carry, when it
+	// differs from the host dialed.
+	ServerName string `yaml:"server_name" env:"SERVER_NAME"`
+	// InsecureSkipVerify accepts any server certificate. Traffic is still
+	// encrypted but the server is not authenticated: anyone on the path
+	// can impersonate it and read everything, passwords included. For
+	// trials only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" env:"INSECURE_SKIP_VERIFY"`
 }
 
 // ClickHouseConfig says where output and the window ledger go.
@@ -87,7 +132,13 @@ type ClickHouseConfig struct {
 	// DSN is clickhouse://user:password@host:port/database (native
 	// protocol). Prefer DPINSTRUCT_CLICKHOUSE_DSN over putting a password in
 	// the file.
-	DSN            string        `yaml:"dsn" env:"DSN"`
+	DSN string `yaml:"dsn" env:"DSN"`
+	// DSNFile, when set, names a file holding the DSN (a mounted Kubernetes
+	// secret, say), read once at start; it replaces DSN. TLS is asked for
+	// in the DSN itself: ?secure=true (verified against the system roots,
+	// which SSL_CERT_FILE can point elsewhere) and &skip_verify=true to
+	// accept any certificate (encrypted, not authenticated).
+	DSNFile        string        `yaml:"dsn_file" env:"DSN_FILE"`
 	MaxAttempts    int           `yaml:"max_attempts" env:"MAX_ATTEMPTS"`
 	InitialBackoff time.Duration `yaml:"initial_backoff" env:"INITIAL_BACKOFF"`
 	MaxBackoff     time.Duration `yaml:"max_backoff" env:"MAX_BACKOFF"`
@@ -243,7 +294,7 @@ func DefaultConfig() Config {
 		},
 		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
 			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model"},
-		Privacy:   PrivacyConfig{Epsilon: 4, Delta: 1e-6},
+		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
 			LogLevel:  "info",
@@ -272,10 +323,40 @@ func LoadConfig(path string) (Config, error) {
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "DPINSTRUCT_"}); err != nil {
 		return Config{}, fmt.Errorf("config from environment: %w", err)
 	}
+	if err := cfg.readSecretFiles(); err != nil {
+		return Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// readSecretFiles fills the password and the DSN from the files that name
+// them. Errors name the field and the file, never the content.
+func (c *Config) readSecretFiles() error {
+	var errs []error
+	if f := c.Kafka.SASL.PasswordFile; f != "" {
+		if c.Kafka.SASL.Password != "" {
+			errs = append(errs, &FieldError{Field: "kafka.sasl.password_file", Reason: "and kafka.sasl.password are both set: keep one"})
+		} else if raw, err := os.ReadFile(f); err != nil {
+			errs = append(errs, &FieldError{Field: "kafka.sasl.password_file", Reason: err.Error()})
+		} else if p := strings.TrimSpace(string(raw)); p == "" {
+			errs = append(errs, &FieldError{Field: "kafka.sasl.password_file", Reason: fmt.Sprintf("%s is empty", f)})
+		} else {
+			c.Kafka.SASL.Password = Secret(p)
+		}
+	}
+	if f := c.ClickHouse.DSNFile; f != "" {
+		if raw, err := os.ReadFile(f); err != nil {
+			errs = append(errs, &FieldError{Field: "clickhouse.dsn_file", Reason: err.Error()})
+		} else if d := strings.TrimSpace(string(raw)); d == "" {
+			errs = append(errs, &FieldError{Field: "clickhouse.dsn_file", Reason: fmt.Sprintf("%s is empty", f)})
+		} else {
+			c.ClickHouse.DSN = d
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func decodeYAML(raw []byte, cfg *Config) error {
@@ -383,8 +464,14 @@ func (c Config) Validate() error {
 	if c.Kafka.SessionTimeout < time.Second {
 		bad("kafka.session_timeout", "must be at least 1s, got %s", c.Kafka.SessionTimeout)
 	}
+	c.validateKafkaSecurity(bad)
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") {
-		bad("clickhouse.dsn", "must start with clickhouse:// (native protocol)")
+		field := "clickhouse.dsn"
+		if c.ClickHouse.DSNFile != "" {
+			field = "clickhouse.dsn_file"
+		}
+		// Never quote the DSN: it may hold a password.
+		bad(field, "must start with clickhouse:// (native protocol)")
 	}
 	if c.ClickHouse.MaxAttempts <= 0 {
 		bad("clickhouse.max_attempts", "must be > 0")
@@ -466,6 +553,110 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func (c Config) validateKafkaSecurity(bad func(field, reason string, args ...any)) {
+	s := c.Kafka.SASL
+	switch s.Mechanism {
+	case "":
+		if s.Username != "" || s.Password != "" || s.PasswordFile != "" {
+			bad("kafka.sasl.mechanism", "must be set (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) when a SASL username or password is")
+		}
+	case stream.SASLPlain, stream.SASLScramSHA256, stream.SASLScramSHA512:
+		if s.Username == "" {
+			bad("kafka.sasl.username", "must be set with kafka.sasl.mechanism %s", s.Mechanism)
+		}
+		if s.Password == "" && s.PasswordFile == "" {
+			bad("kafka.sasl.password", "or kafka.sasl.password_file must be set with kafka.sasl.mechanism %s", s.Mechanism)
+		}
+		if _, err := stream.NewSASL(s.Mechanism, s.Username, string(s.Password)); err != nil {
+			bad("kafka.sasl.password", "is not usable: %v", err)
+		}
+	default:
+		bad("kafka.sasl.mechanism", "must be empty, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", s.Mechanism)
+	}
+	t := c.Kafka.TLS
+	if !t.Enabled {
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
+			bad("kafka.tls.enabled", "must be true when other kafka.tls fields are set")
+		}
+		return
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		bad("kafka.tls.cert_file", "and kafka.tls.key_file must be set together")
+		return
+	}
+	if _, err := stream.NewTLSConfig(t.files()); err != nil {
+		field := "kafka.tls.ca_file"
+		if t.CertFile != "" && !strings.Contains(err.Error(), "CA file") {
+			field = "kafka.tls.cert_file"
+		}
+		bad(field, "%v", err)
+	}
+}
+
+func (t TLSConfig) files() stream.TLSFiles {
+	return stream.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
+// KafkaSecurity builds the SASL mechanism and TLS configuration every
+// Kafka client of the connector uses.
+func (k KafkaConfig) KafkaSecurity() (*stream.Security, error) {
+	m, err := stream.NewSASL(k.SASL.Mechanism, k.SASL.Username, string(k.SASL.Password))
+	if err != nil {
+		return nil, fmt.Errorf("kafka.sasl: %w", err)
+	}
+	sec := &stream.Security{SASL: m}
+	if k.TLS.Enabled {
+		if sec.TLS, err = stream.NewTLSConfig(k.TLS.files()); err != nil {
+			return nil, fmt.Errorf("kafka.tls: %w", err)
+		}
+	}
+	return sec, nil
+}
+
+// Secret is a configuration string that must never be shown: printed
+// with fmt (any verb), marshalled to YAML or JSON, or logged with slog, a
+// non-empty Secret reads "xxxxx". Convert it with string() only where the
+// value is handed to the client that needs it.
+type Secret string
+
+const masked = "xxxxx"
+
+func (s Secret) mask() string {
+	if s == "" {
+		return ""
+	}
+	return masked
+}
+
+// String masks the secret for fmt's %v and %s.
+func (s Secret) String() string { return s.mask() }
+
+// GoString masks the secret for fmt's %#v.
+func (s Secret) GoString() string { return strconv.Quote(s.mask()) }
+
+// Format masks the secret for every fmt verb, %x and %q included.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(s.mask()))
+		return
+	}
+	_, _ = io.WriteString(f, s.mask())
+}
+
+// LogValue masks the secret in slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.mask()) }
+
+// MarshalYAML masks the secret in `dpinstruct config check`.
+func (s Secret) MarshalYAML() (any, error) { return s.mask(), nil }
+
+// MarshalJSON masks the secret in JSON.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.mask()) }
 
 // RedactDSN masks the password of a DSN for display.
 func RedactDSN(dsn string) string {

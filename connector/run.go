@@ -68,7 +68,17 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 		}
 	}
 
-	if err := stream.CheckBrokers(ctx, cfg.Kafka.Brokers, nil, 10*time.Second); err != nil {
+	sec, err := cfg.Kafka.KafkaSecurity()
+	if err != nil {
+		return err
+	}
+	if cfg.Kafka.SASL.Mechanism == stream.SASLPlain && !cfg.Kafka.TLS.Enabled {
+		log.Warn("kafka.sasl.mechanism PLAIN without kafka.tls.enabled sends the password unencrypted")
+	}
+	if cfg.Kafka.TLS.InsecureSkipVerify {
+		log.Warn("kafka.tls.insecure_skip_verify: the broker's certificate is not checked; anyone on the path can impersonate it")
+	}
+	if err := stream.CheckBrokers(ctx, cfg.Kafka.Brokers, sec.Dialer(), 10*time.Second); err != nil {
 		return fmt.Errorf("kafka (kafka.brokers): %w", err)
 	}
 	ch, err := sink.Open(ctx, SinkConfig(cfg.ClickHouse))
@@ -93,7 +103,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 
 	var dlq DeadLetters
 	if cfg.Kafka.DeadLetterTopic != "" {
-		d := stream.NewDeadLetter(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic, nil)
+		d := stream.NewDeadLetter(cfg.Kafka.Brokers, cfg.Kafka.DeadLetterTopic, sec.Transport())
 		defer d.Close()
 		dlq = d
 	}
@@ -116,11 +126,12 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 			QueueCapacity:   cfg.Kafka.QueueCapacity,
 			StartFromLatest: cfg.Kafka.StartFromLatest,
 			SessionTimeout:  cfg.Kafka.SessionTimeout,
+			Dialer:          sec.Dialer(),
 		})
 	}
 	var out Output
 	if cfg.Kafka.OutputTopic != "" {
-		o := stream.NewTopicOutput(cfg.Kafka.Brokers, cfg.Kafka.OutputTopic)
+		o := stream.NewTopicOutput(cfg.Kafka.Brokers, cfg.Kafka.OutputTopic, sec)
 		defer o.Close()
 		if err := o.Ensure(ctx); err != nil {
 			return fmt.Errorf("kafka (kafka.output_topic): %w", err)
@@ -147,6 +158,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 		return err
 	}
 	log.Info("connector started", "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
+		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "kafka_tls", cfg.Kafka.TLS.Enabled,
 		"instance", cfg.Instance, "window_records", cfg.Window.MaxRecords, "window_duration", cfg.Window.MaxDuration,
 		"processor", cfg.Processor.Name, "window_epsilon", cfg.Privacy.Epsilon, "window_delta", cfg.Privacy.Delta,
 		"lifetime_epsilon", cfg.Privacy.LifetimeEpsilon)

@@ -14,7 +14,9 @@ var ErrBrokersUnreachable = errors.New("no Kafka broker reachable")
 
 // CheckBrokers dials each bootstrap broker in turn until one answers a
 // metadata request, so a wrong address fails at start with a clear error
-// instead of kafka-go retrying silently inside Fetch forever.
+// instead of kafka-go retrying silently inside Fetch forever. Pass
+// Security.Dialer() for a secured cluster: a wrong password or an unknown
+// certificate authority then fails here, with a hint at the setting to fix.
 func CheckBrokers(ctx context.Context, brokers []string, dialer *kafka.Dialer, timeout time.Duration) error {
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
@@ -35,7 +37,7 @@ func CheckBrokers(ctx context.Context, brokers []string, dialer *kafka.Dialer, t
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+		errs = append(errs, fmt.Errorf("%s: %w", b, explainDialErr(err, dialer)))
 	}
 	return fmt.Errorf("%w: %w", ErrBrokersUnreachable, errors.Join(errs...))
 }

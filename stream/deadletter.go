@@ -32,8 +32,9 @@ type DeadLetter struct {
 }
 
 // NewDeadLetter returns a sender to topic. A nil transport means
-// kafka.DefaultTransport; pass a *kafka.Transport to set TLS, SASL or
-// timeouts. The topic is created on first use if the cluster allows it.
+// kafka.DefaultTransport; pass a *kafka.Transport (Security.Transport) to
+// set TLS, SASL or timeouts; Close releases its idle connections. The
+// topic is created on first use if the cluster allows it.
 func NewDeadLetter(brokers []string, topic string, transport kafka.RoundTripper) *DeadLetter {
 	return &DeadLetter{w: &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
@@ -74,7 +75,12 @@ func (d *DeadLetter) Send(ctx context.Context, m kafka.Message, reason Reason, d
 
 // Close flushes and closes the writer.
 func (d *DeadLetter) Close() error {
-	if err := d.w.Close(); err != nil {
+	err := d.w.Close()
+	// The writer closes only a transport it made itself.
+	if t, ok := d.w.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	if err != nil {
 		return fmt.Errorf("stream: close dead letter writer: %w", err)
 	}
 	return nil

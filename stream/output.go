@@ -18,15 +18,24 @@ import (
 // messages already landed and produce only the rest. kafka-go has no
 // transactions, which is why the read-back exists.
 type TopicOutput struct {
-	brokers []string
-	topic   string
-	client  *kafka.Client
+	brokers   []string
+	topic     string
+	client    *kafka.Client
+	transport kafka.RoundTripper // shared by the client and every writer
+	dialer    *kafka.Dialer
 }
 
-// NewTopicOutput returns an output to topic on brokers.
-func NewTopicOutput(brokers []string, topic string) *TopicOutput {
-	return &TopicOutput{brokers: brokers, topic: topic,
-		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}}
+// NewTopicOutput returns an output to topic on brokers. sec (nil: plaintext)
+// secures every connection it makes.
+func NewTopicOutput(brokers []string, topic string, sec *Security) *TopicOutput {
+	tr := sec.Transport()
+	if tr == nil {
+		// One transport for the client and the per-window writers, so
+		// Close can release all of their connections.
+		tr = &kafka.Transport{}
+	}
+	return &TopicOutput{brokers: brokers, topic: topic, transport: tr, dialer: sec.Dialer(),
+		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}}
 }
 
 // Topic is the output topic's name.
@@ -97,7 +106,7 @@ func (o *TopicOutput) Produce(ctx context.Context, partition int, msgs []kafka.M
 		return nil
 	}
 	w := &kafka.Writer{
-		Addr: kafka.TCP(o.brokers...), Topic: o.topic, Balancer: fixedPartition(partition),
+		Addr: kafka.TCP(o.brokers...), Topic: o.topic, Balancer: fixedPartition(partition), Transport: o.transport,
 		RequiredAcks: kafka.RequireAll, BatchSize: 1000, BatchTimeout: time.Millisecond,
 		MaxAttempts: 1, // a retried batch could land twice; the read-back is the retry
 	}
@@ -122,7 +131,7 @@ func (o *TopicOutput) Scan(ctx context.Context, partition int, from int64, fn fu
 	if from >= end {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.brokers, Topic: o.topic, Partition: partition, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.brokers, Topic: o.topic, Partition: partition, MaxWait: 100 * time.Millisecond, Dialer: o.dialer})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("stream: scan %s/%d: %w", o.topic, partition, err)
@@ -141,7 +150,7 @@ func (o *TopicOutput) Scan(ctx context.Context, partition int, from int64, fn fu
 
 // Close releases the client's idle connections.
 func (o *TopicOutput) Close() error {
-	if t, ok := o.client.Transport.(*kafka.Transport); ok {
+	if t, ok := o.transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
 	return nil

@@ -5,11 +5,14 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -30,12 +33,27 @@ type Options struct {
 
 	// Topics are created at start.
 	Topics []string
+
+	// SASLUsers, when not empty, makes the broker require SASL: a client
+	// must authenticate as one of them (mechanism PLAIN, SCRAM-SHA-256 or
+	// SCRAM-SHA-512) before any other request. Each is a superuser.
+	SASLUsers []SASLUser
+
+	// TLS, when set, makes the listener speak TLS only, with this server
+	// configuration (its Certificates at least).
+	TLS *tls.Config
+}
+
+// SASLUser is one account of a SASL-enabled broker.
+type SASLUser struct {
+	Mechanism, Username, Password string
 }
 
 // Broker is a running in-process broker.
 type Broker struct {
-	c    *kfake.Cluster
-	addr string
+	c         *kfake.Cluster
+	addr      string
+	transport kafka.RoundTripper // nil: plaintext, no SASL
 }
 
 // Start listens and serves until Close.
@@ -63,6 +81,26 @@ func Start(opts Options) (*Broker, error) {
 	if len(opts.Topics) > 0 {
 		kopts = append(kopts, kfake.SeedTopics(int32(opts.Partitions), opts.Topics...))
 	}
+	if len(opts.SASLUsers) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+		for _, u := range opts.SASLUsers {
+			switch u.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			default:
+				return nil, fmt.Errorf("broker: SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.Mechanism)
+			}
+			if u.Username == "" || u.Password == "" {
+				return nil, errors.New("broker: a SASL user needs a username and a password")
+			}
+			kopts = append(kopts, kfake.Superuser(u.Mechanism, u.Username, u.Password))
+		}
+	}
+	if opts.TLS != nil {
+		if len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil {
+			return nil, errors.New("broker: TLS needs a server certificate")
+		}
+		kopts = append(kopts, kfake.TLS(opts.TLS))
+	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: start on %s: %w", opts.Listen, err)
@@ -72,7 +110,35 @@ func Start(opts Options) (*Broker, error) {
 		c.Close()
 		return nil, errors.New("broker: expected exactly one listener")
 	}
-	return &Broker{c: c, addr: addrs[0]}, nil
+	b := &Broker{c: c, addr: addrs[0]}
+	// CreateTopic talks to the broker as its own client: over TLS without
+	// checking the certificate (it is this process's own listener) and as
+	// the first SASL user.
+	if opts.TLS != nil || len(opts.SASLUsers) > 0 {
+		tr := &kafka.Transport{}
+		if opts.TLS != nil {
+			tr.TLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // loopback to our own listener
+		}
+		if len(opts.SASLUsers) > 0 {
+			u := opts.SASLUsers[0]
+			if u.Mechanism == "PLAIN" {
+				tr.SASL = plain.Mechanism{Username: u.Username, Password: u.Password}
+			} else {
+				algo := scram.SHA256
+				if u.Mechanism == "SCRAM-SHA-512" {
+					algo = scram.SHA512
+				}
+				m, err := scram.Mechanism(algo, u.Username, u.Password)
+				if err != nil {
+					c.Close()
+					return nil, errors.New("broker: SASL user: username or password is not valid SASLprep text")
+				}
+				tr.SASL = m
+			}
+		}
+		b.transport = tr
+	}
+	return b, nil
 }
 
 // Addr is the host:port clients should dial, with the real port when
@@ -85,7 +151,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int) e
 	if partitions <= 0 {
 		partitions = -1
 	}
-	c := &kafka.Client{Addr: kafka.TCP(b.addr)}
+	c := &kafka.Client{Addr: kafka.TCP(b.addr), Transport: b.transport}
 	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: -1}},
 	})
@@ -100,4 +166,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int) e
 
 // Close stops the broker and drops all data. It is safe to call more than
 // once.
-func (b *Broker) Close() { b.c.Close() }
+func (b *Broker) Close() {
+	b.c.Close()
+	if t, ok := b.transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}

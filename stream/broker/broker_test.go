@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -64,4 +65,17 @@ func TestStartBadAddress(t *testing.T) {
 		t.Fatal("second broker on the same port started")
 	}
 	b.Close() // idempotent
+}
+
+func TestStartRejectsBadSecurityOptions(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"unknown mechanism": {Listen: "127.0.0.1:0", SASLUsers: []SASLUser{{Mechanism: "GSSAPI", Username: "u", Password: "p"}}},
+		"no password":       {Listen: "127.0.0.1:0", SASLUsers: []SASLUser{{Mechanism: "PLAIN", Username: "u"}}},
+		"TLS without cert":  {Listen: "127.0.0.1:0", TLS: &tls.Config{}},
+	} {
+		if b, err := Start(opts); err == nil {
+			b.Close()
+			t.Errorf("%s: want an error", name)
+		}
+	}
 }
