@@ -36,10 +36,11 @@ clickhouse-stop:
 ## test: vet, start the local ClickHouse, run every test with -race.
 test: vet clickhouse
 	@# DP fine-tuning on Dolly, the filter experiment (sampling 5,000
-	@# instructions) and the privacy audits take minutes each and would take
-	@# far longer under the race detector, so those tests skip there: run them
-	@# first without -race, then everything with it.
-	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit' ./models/dpsgd/ ./models/quality/ ./models/audit/
+	@# instructions), the privacy audits and the million-record soak take
+	@# minutes each and would take far longer under the race detector, so
+	@# those tests skip there: run them first without -race, then everything
+	@# with it.
+	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit|TestSoakMillionRecords' ./models/dpsgd/ ./models/quality/ ./models/audit/ ./cmd/dpinstruct/
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
