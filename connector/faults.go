@@ -17,11 +17,16 @@ import (
 // before-write, mid-output (half of a window's output-topic messages sent)
 // or before-commit and n (default 1) picks the n-th window to reach it.
 // At that point the process prints "FAULT <point> window=<id>" on stderr
-// and blocks until killed. Unset in production; it carries no data.
+// and blocks until killed (or, with a third field, <point>:<n>:<duration>,
+// pauses that long and goes on). Unset in production; it carries no data.
 type faults struct {
 	point string
 	nth   int
 	seen  int
+	// pause, when set (DPINSTRUCT_FAULT=<point>:<n>:<duration>), holds the
+	// process that long at the point instead of until killed, so a test can
+	// stop a dependency exactly there and let the step run against it.
+	pause time.Duration
 }
 
 func faultsFromEnv() (faults, error) {
@@ -35,6 +40,14 @@ func faultsFromEnv() (faults, error) {
 	case "after-plan", "after-charge", "before-write", "mid-output", "before-commit":
 	default:
 		return faults{}, fmt.Errorf("DPINSTRUCT_FAULT: unknown point %q (after-plan, after-charge, before-write, mid-output, before-commit)", point)
+	}
+	n, pause, hasPause := strings.Cut(n, ":")
+	if hasPause {
+		d, err := time.ParseDuration(pause)
+		if err != nil || d <= 0 {
+			return faults{}, fmt.Errorf("DPINSTRUCT_FAULT: bad pause %q", pause)
+		}
+		f.pause = d
 	}
 	if hasN {
 		k, err := strconv.Atoi(n)
@@ -54,8 +67,13 @@ func (f *faults) hit(point, windowID string, log *slog.Logger) {
 	if f.seen != f.nth {
 		return
 	}
-	log.Warn("fault injection: blocking until killed", "point", point, "window", windowID)
 	fmt.Fprintf(os.Stderr, "FAULT %s window=%s\n", point, windowID)
+	if f.pause > 0 {
+		log.Warn("fault injection: pausing", "point", point, "window", windowID, "for", f.pause)
+		time.Sleep(f.pause)
+		return
+	}
+	log.Warn("fault injection: blocking until killed", "point", point, "window", windowID)
 	for {
 		time.Sleep(time.Hour)
 	}

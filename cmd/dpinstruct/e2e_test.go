@@ -111,11 +111,14 @@ func TestClickHouseRestartMidRun(t *testing.T) {
 	addr := startBroker(t, 1)
 	produceRecords(t, addr, "instr", 4000, secret)
 	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 500})
-	run := startProc(t, nil, "run", "--config", cfg, "--max-windows", "8")
-	run.waitFor("window written and committed", time.Minute)
+	// The second window pauses just before its write; ClickHouse is stopped
+	// then, so the write runs against a stopped server and is retried
+	// until the restart.
+	run := startProc(t, []string{"DPINSTRUCT_FAULT=before-write:2:4s"}, "run", "--config", cfg, "--max-windows", "8")
+	run.waitFor("FAULT before-write", time.Minute)
 
 	ch("stop")
-	time.Sleep(3 * time.Second)
+	time.Sleep(6 * time.Second) // the paused write starts, fails and retries
 	ch("start")
 
 	if code := run.wait(3 * time.Minute); code != 0 {
