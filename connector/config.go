@@ -205,8 +205,10 @@ type ProcessorConfig struct {
 	Embedding string `yaml:"embedding" env:"EMBEDDING"`
 	// BaseModel is a model folder to fine-tune (default: the shipped one).
 	BaseModel string `yaml:"base_model" env:"BASE_MODEL"`
-	// CheckpointDir, when set, keeps each window's DP adapters (with the
-	// base weights) in CheckpointDir/<window id>: DP outputs, safe to keep.
+	// CheckpointDir keeps each window's DP-trained generator (base weights
+	// and the window's adapters, ~10 MB) in CheckpointDir/<window id>, with
+	// window.json naming the window, generator version and privacy plan:
+	// DP output, safe to keep and to sample from later. Empty disables.
 	CheckpointDir string `yaml:"checkpoint_dir" env:"CHECKPOINT_DIR"`
 }
 
@@ -293,7 +295,8 @@ func DefaultConfig() Config {
 			Lease:       2 * time.Minute,
 		},
 		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
-			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model"},
+			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model",
+			CheckpointDir: ".dpinstruct/checkpoints"},
 		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",

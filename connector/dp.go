@@ -2,9 +2,12 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
@@ -122,10 +125,19 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 	}
 	if p.cfg.CheckpointDir != "" {
 		// The adapters are DP (post-processing of the noised gradients):
-		// safe to keep, one versioned folder per window.
+		// safe to keep, one folder per window with its provenance.
 		ck := filepath.Join(p.cfg.CheckpointDir, w.ID)
 		if err := m.Save(ck); err != nil {
 			return nil, fmt.Errorf("dp processor: saving window %s's adapters: %w", w.ID, err)
+		}
+		prov, _ := json.MarshalIndent(struct {
+			Window           string        `json:"window_id"`
+			GeneratorVersion string        `json:"generator_version"`
+			Plan             dpwindow.Plan `json:"privacy_plan"`
+			SavedAt          time.Time     `json:"saved_at"`
+		}{w.ID, generatorVersion, plan, time.Now().UTC()}, "", "  ")
+		if err := os.WriteFile(filepath.Join(ck, "window.json"), append(prov, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("dp processor: saving window %s's provenance: %w", w.ID, err)
 		}
 	}
 	rows := make([]sink.Row, len(out.Texts))

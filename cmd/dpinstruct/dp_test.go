@@ -83,6 +83,12 @@ func TestDPProcessorWritesTwoWindows(t *testing.T) {
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("checkpoints: %v (%d folders, want 2)", err, len(entries))
 	}
+	for _, e := range entries {
+		prov, err := os.ReadFile(filepath.Join(ckDir, e.Name(), "window.json"))
+		if err != nil || !strings.Contains(string(prov), `"window_id": "`+e.Name()+`"`) || !strings.Contains(string(prov), `"sigma"`) {
+			t.Errorf("checkpoint %s lacks its provenance: %v\n%s", e.Name(), err, prov)
+		}
+	}
 	_ = filepath.WalkDir(ckDir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			b, _ := os.ReadFile(p)

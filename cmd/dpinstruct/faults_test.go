@@ -49,7 +49,7 @@ func TestKilledDuringDPTraining(t *testing.T) {
 	addr := startBroker(t, 1)
 	produceRecords(t, addr, "instr", 60, "")
 	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 60, epsilon: 8,
-		processor: "  name: dp\n  expected_batch: 16\n  epochs: 4\n  seq_len: 16\n  pool_factor: 2\n  clusters: 4\n  embedding: lexical\n"})
+		processor: "  name: dp\n  expected_batch: 16\n  epochs: 4\n  seq_len: 16\n  pool_factor: 2\n  clusters: 4\n  embedding: lexical\n  checkpoint_dir: " + t.TempDir() + "\n"})
 	first := startProc(t, []string{"DPINSTRUCT_OBSERVABILITY_LOG_LEVEL=debug"}, "run", "--config", cfg)
 	first.waitFor(`"stage":"DP fine-tuning"`, 2*time.Minute)
 	first.signal(syscall.SIGKILL)
