@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dpinstruct/dpinstruct/models/audit"
-	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/lm"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
-	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -65,15 +61,11 @@ exposure_max=<bits> released=<canaries released>.`,
 			if len(texts) < n {
 				return usageError{fmt.Errorf("--background has %d texts, fewer than --n %d", len(texts), n)}
 			}
-			dir, cleanup, err := base.Folder(modelDir)
-			if err != nil {
-				return usageError{fmt.Errorf("--model: %w", err)}
-			}
-			defer cleanup()
-			tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+			dir, tok, cleanup, err := openModelFolder(modelDir)
 			if err != nil {
 				return err
 			}
+			defer cleanup()
 			lexical := func(pool []string) (embed.Embedder, error) {
 				l := embed.NewLexical(embed.LexicalOptions{})
 				return l, l.Fit(context.WithoutCancel(cmd.Context()), pool)

@@ -4,18 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
-	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/eval"
 	"github.com/dpinstruct/dpinstruct/models/filter"
 	"github.com/dpinstruct/dpinstruct/models/lm"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
@@ -74,15 +71,11 @@ on a private window. The last line is mauve=<mean>.`,
 			if err != nil {
 				return err
 			}
-			dir, cleanup, err := base.Folder(modelDir)
-			if err != nil {
-				return usageError{fmt.Errorf("--model: %w", err)}
-			}
-			defer cleanup()
-			tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+			dir, tok, cleanup, err := openModelFolder(modelDir)
 			if err != nil {
 				return err
 			}
+			defer cleanup()
 			var emb embed.Embedder
 			switch embedding {
 			case "lexical":

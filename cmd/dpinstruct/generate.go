@@ -115,3 +115,18 @@ public data only (docs/MODELS.md).`,
 	f.StringVar(&backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd
 }
+
+// openModelFolder resolves --model (default: the shipped base model,
+// extracted) and loads its tokenizer.
+func openModelFolder(modelDir string) (dir string, tok *tokenizer.Tokenizer, cleanup func(), err error) {
+	dir, cleanup, err = base.Folder(modelDir)
+	if err != nil {
+		return "", nil, nil, usageError{fmt.Errorf("--model: %w", err)}
+	}
+	tok, err = tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+	if err != nil {
+		cleanup()
+		return "", nil, nil, err
+	}
+	return dir, tok, cleanup, nil
+}

@@ -362,29 +362,7 @@ func checkExactlyOnce(t *testing.T, conn driver.Conn, db string, perPartition ma
 // partitionEnds asks the broker how many offsets each partition holds.
 func partitionEnds(t *testing.T, addr, topic string) map[int32]int64 {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	parts, err := conn.ReadPartitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int32]int64{}
-	for _, p := range parts {
-		pc, err := kafka.DialLeader(context.Background(), "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		last, err := pc.ReadLastOffset()
-		_ = pc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[int32(p.ID)] = last
-	}
-	return out
+	return securePartitionEnds(t, nil, addr, topic)
 }
 
 // assertNoSecret fails if the planted secret appears in the text.
@@ -447,19 +425,7 @@ func writeMessages(t *testing.T, addr, topic string, msgs ...kafka.Message) {
 // readAll reads n messages from partition 0 of topic.
 func readAll(t *testing.T, addr, topic string, n int) []kafka.Message {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []kafka.Message
-	for len(out) < n {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("reading %s after %d messages: %v", topic, len(out), err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return secureReadAll(t, nil, addr, topic, n)
 }
 
 func header(m kafka.Message, key string) string {
