@@ -248,6 +248,20 @@ type PrivacyConfig struct {
 	// truncating either copy never lowers the spend the cap sees. Use one
 	// file per replica; replicas must not share it.
 	LedgerFile string `yaml:"ledger_file" env:"LEDGER_FILE"`
+	// Unit is what one (epsilon, delta) protects. "record": one
+	// instruction; a person who sends many is protected per instruction
+	// (and, for verbatim repeats, once: duplicates are trained on once).
+	// "user": everything one user sends in a window, identified by
+	// user_id (or the message key with kafka.user_id_from_key); each user
+	// keeps at most MaxRecordsPerUser records per window, chosen at
+	// random, and sampling, clipping and the filter's histogram act on
+	// users. Records without a user id count as users of their own.
+	// Stronger, and noisier per record.
+	Unit string `yaml:"unit" env:"UNIT"`
+	// MaxRecordsPerUser bounds each user's records per window at user
+	// level; more are dropped from training and voting (not from the
+	// stream: their offsets are still committed).
+	MaxRecordsPerUser int `yaml:"max_records_per_user" env:"MAX_RECORDS_PER_USER"`
 }
 
 // ObservabilityConfig controls metrics, health and logs.
@@ -297,7 +311,7 @@ func DefaultConfig() Config {
 		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
 			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model",
 			CheckpointDir: ".dpinstruct/checkpoints"},
-		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6},
+		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6, Unit: "record", MaxRecordsPerUser: 4},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
 			LogLevel:  "info",
@@ -507,6 +521,12 @@ func (c Config) Validate() error {
 	}
 	if c.Processor.SeqLen == 1 {
 		bad("processor.seq_len", "must be at least 2 (an instruction token and the end of text)")
+	}
+	if c.Privacy.Unit != "record" && c.Privacy.Unit != "user" {
+		bad("privacy.unit", "must be record or user, not %q", c.Privacy.Unit)
+	}
+	if c.Privacy.MaxRecordsPerUser < 1 {
+		bad("privacy.max_records_per_user", "must be >= 1, got %d", c.Privacy.MaxRecordsPerUser)
 	}
 	if e := c.Processor.Embedding; e != "model" && e != "lexical" {
 		bad("processor.embedding", "must be model or lexical, not %q", e)

@@ -30,6 +30,9 @@ type DPProcessor struct {
 	plans    map[string]dpwindow.Plan
 	log      *slog.Logger
 	progress StageProgress
+	// unit and maxPerUser come from the privacy section.
+	unit       string
+	maxPerUser int
 }
 
 // StageProgress shows a long window stage to a person (progress bars);
@@ -48,7 +51,7 @@ func newDPProcessor(cfg ProcessorConfig) Processor {
 }
 
 func (p *DPProcessor) method() dpwindow.Config {
-	return dpwindow.Config{
+	return dpwindow.Config{Unit: p.unit, MaxPerUser: p.maxPerUser,
 		ExpectedBatch: p.cfg.ExpectedBatch, Epochs: p.cfg.Epochs, Clip: p.cfg.Clip, LearningRate: p.cfg.LearningRate,
 		SeqLen: p.cfg.SeqLen, HistogramSigma: p.cfg.HistogramSigma, PoolFactor: p.cfg.PoolFactor,
 		OutputFactor: p.cfg.OutputFactor, Clusters: p.cfg.Clusters,
@@ -65,7 +68,17 @@ func (p *DPProcessor) Describe() (string, string) {
 // window's record count (metadata) so that DP-SGD and the filter's
 // histogram together meet the target.
 func (p *DPProcessor) PlanSpend(w *Window, target Spend) (Spend, error) {
-	plan, err := dpwindow.MakePlan(p.method(), int(w.Records), target.Epsilon, target.Delta)
+	n := int(w.Records)
+	if p.unit == "user" {
+		// The number of users comes from the records' user ids (message
+		// keys by default): stream metadata, like the record count.
+		_, users, err := readWindow(w)
+		if err != nil {
+			return Spend{}, err
+		}
+		n = dpwindow.DistinctUsers(users)
+	}
+	plan, err := dpwindow.MakePlan(p.method(), n, target.Epsilon, target.Delta)
 	if err != nil {
 		return Spend{}, err
 	}
@@ -80,16 +93,9 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 		return nil, fmt.Errorf("dp processor: window %s was not planned (charged) before processing", w.ID)
 	}
 	delete(p.plans, w.ID)
-	var texts []string
-	for rec, err := range w.Batches() {
-		if err != nil {
-			return nil, fmt.Errorf("dp processor: reading window %s: %w", w.ID, err)
-		}
-		t, err := stream.TextsOf(rec)
-		if err != nil {
-			return nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
-		}
-		texts = append(texts, t...)
+	texts, users, err := readWindow(w)
+	if err != nil {
+		return nil, err
 	}
 	if len(texts) == 0 {
 		return &Result{}, nil
@@ -119,7 +125,7 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 		}
 		return embed.NewModel(bm, tok), nil
 	}
-	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, plan, p.method(), &logProgress{log: p.log, window: w.ID, also: p.progress})
+	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, users, plan, p.method(), &logProgress{log: p.log, window: w.ID, also: p.progress})
 	if err != nil {
 		return nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
 	}
@@ -148,6 +154,25 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 	p.log.Info("window synthesised", "window", w.ID, "pool", len(out.Pool), "selected", len(rows), "short_clusters", out.Short,
 		"epsilon", plan.Epsilon, "delta", plan.Delta, "sigma", plan.NoiseMultiplier, "steps", plan.Steps)
 	return &Result{Rows: rows, Epsilon: plan.Epsilon, Delta: plan.Delta}, nil
+}
+
+// readWindow returns the window's texts and user ids, in order.
+func readWindow(w *Window) (texts, users []string, err error) {
+	for rec, err := range w.Batches() {
+		if err != nil {
+			return nil, nil, fmt.Errorf("dp processor: reading window %s: %w", w.ID, err)
+		}
+		t, err := stream.TextsOf(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
+		}
+		u, err := stream.UsersOf(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dp processor: window %s: %w", w.ID, err)
+		}
+		texts, users = append(texts, t...), append(users, u...)
+	}
+	return texts, users, nil
 }
 
 // generatorVersion names the generator the rows came from: the shipped

@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 	}
 	if dp, ok := proc.(*DPProcessor); ok {
 		dp.log = log
+		dp.unit, dp.maxPerUser = cfg.Privacy.Unit, cfg.Privacy.MaxRecordsPerUser
 	}
 	newSource := func() (Source, error) {
 		return stream.NewSource(stream.SourceConfig{

@@ -114,3 +114,22 @@ func TextsOf(rec arrow.RecordBatch) ([]string, error) {
 	}
 	return out, nil
 }
+
+// UsersOf returns a copy of the user_id column of a batch of [Schema]
+// ("" where a record has none), aligned with TextsOf.
+func UsersOf(rec arrow.RecordBatch) ([]string, error) {
+	if !rec.Schema().Equal(schema) {
+		return nil, fmt.Errorf("stream: batch schema %s does not match stream.Schema()", rec.Schema())
+	}
+	col, ok := rec.Column(colUserID).(*array.String)
+	if !ok {
+		return nil, fmt.Errorf("stream: user_id column has an unexpected array type")
+	}
+	out := make([]string, col.Len())
+	for i := range out {
+		if col.IsValid(i) {
+			out[i] = strings.Clone(col.Value(i))
+		}
+	}
+	return out, nil
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // TestDPProcessorWritesTwoWindows runs the real binary with the dp
@@ -96,4 +98,48 @@ func TestDPProcessorWritesTwoWindows(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUserLevelPrivacyChargesPerUser: with privacy.unit user, a window of
+// 60 records from 6 users (10 each, keyed by user) is planned and charged
+// per user: the ledger's plan has unit user, 6 records (users) and the
+// contribution bound, and the window is written.
+func TestUserLevelPrivacyChargesPerUser(t *testing.T) {
+	dsn := needClickHouse(t)
+	secret := "SECRET-" + randomHex(t, 8)
+	db, dbName, conn := freshDatabase(t, dsn)
+	addr := startBroker(t, 1)
+	var msgs []kafka.Message
+	for i := range 60 {
+		u := fmt.Sprintf("user-%d", i%6)
+		msgs = append(msgs, kafka.Message{Key: []byte(u),
+			Value: []byte(fmt.Sprintf(`{"text":"note %d of %s: %s"}`, i, u, secret))})
+	}
+	writeMessages(t, addr, "instr", msgs...)
+	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 60, epsilon: 8,
+		processor: fmt.Sprintf("  name: dp\n  expected_batch: 4\n  epochs: 2\n  pool_factor: 1\n  clusters: 3\n  embedding: lexical\n  checkpoint_dir: %s\n", t.TempDir())})
+	body, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "privacy:\n", "privacy:\n  unit: user\n  max_records_per_user: 3\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := startProc(t, nil, "run", "--config", cfg, "--max-windows", "1")
+	if code := run.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("run: exit %d:\n%s", code, run.output())
+	}
+	checkExactlyOnce(t, conn, dbName, partitionEnds(t, addr, "instr"))
+	var params string
+	if err := conn.QueryRow(context.Background(), fmt.Sprintf(
+		"SELECT params FROM %s.privacy_ledger WHERE group_id = 'g'", dbName)).Scan(&params); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"unit":"user"`, `"records":6,`, `"max_records_per_user":3`} {
+		if !strings.Contains(params, want) {
+			t.Errorf("ledger params %s lack %s", params, want)
+		}
+	}
+	assertNoSecret(t, "logs", run.output(), secret)
+	assertNoSecretInDB(t, conn, dbName, secret)
 }

@@ -128,7 +128,7 @@ func Run(ctx context.Context, load func() (*lm.Model, error), tok *tokenizer.Tok
 		method.HistogramSigma = 0
 		method.KeepDuplicates = true // no protection of any kind
 	}
-	out, err := dpwindow.Run(ctx, m, tok, emb, texts, plan, method, nil)
+	out, err := dpwindow.Run(ctx, m, tok, emb, texts, nil, plan, method, nil)
 	if err != nil {
 		return nil, err
 	}

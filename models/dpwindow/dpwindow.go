@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/dpinstruct/dpinstruct/models/dpsgd"
 	"github.com/dpinstruct/dpinstruct/models/embed"
@@ -55,6 +56,17 @@ type Config struct {
 	// (metadata), never from the distinct count. The filter's histogram
 	// still counts every record.
 	KeepDuplicates bool
+	// Unit is the privacy unit: "record" (default) or "user". At user
+	// level each user keeps at most MaxPerUser records (chosen at random),
+	// their records form one training row (joined by end-of-text tokens),
+	// so Poisson sampling and clipping act on users, and each of a user's
+	// records votes in the filter with weight 1/(their records): one user
+	// moves the histogram by at most 1. The plan's Records is then the
+	// number of users.
+	Unit string
+	// MaxPerUser bounds a user's records per window at user level
+	// (default 4).
+	MaxPerUser int
 }
 
 // Defaults fills zero fields.
@@ -89,6 +101,12 @@ func (c Config) Defaults() Config {
 	if c.Temperature == 0 {
 		c.Temperature = 1
 	}
+	if c.Unit == "" {
+		c.Unit = "record"
+	}
+	if c.MaxPerUser == 0 {
+		c.MaxPerUser = 4
+	}
 	if c.LoRA == nil {
 		l := lm.DefaultLoRA()
 		c.LoRA = &l
@@ -111,6 +129,10 @@ type Plan struct {
 	SGDEpsilon       float64 `json:"sgd_epsilon"`
 	HistogramEpsilon float64 `json:"histogram_epsilon"`
 	Accountant       string  `json:"accountant"`
+	// Unit is "record" or "user"; MaxPerUser the contribution bound at
+	// user level (0 at record level).
+	Unit       string `json:"unit"`
+	MaxPerUser int    `json:"max_records_per_user,omitempty"`
 }
 
 // JSON is the plan as the ledger's params.
@@ -132,7 +154,14 @@ func MakePlan(cfg Config, n int, epsilon, delta float64) (Plan, error) {
 		return Plan{}, fmt.Errorf("dpwindow: calibrating DP-SGD noise for epsilon %g (histogram sigma %g): %w", epsilon, cfg.HistogramSigma, err)
 	}
 	p := Plan{Records: n, SampleRate: q, Steps: steps, NoiseMultiplier: sigma, Clip: cfg.Clip,
-		HistogramSigma: cfg.HistogramSigma, Delta: delta, Accountant: "rdp-improved"}
+		HistogramSigma: cfg.HistogramSigma, Delta: delta, Accountant: "rdp-improved", Unit: cfg.Unit}
+	switch cfg.Unit {
+	case "record":
+	case "user":
+		p.MaxPerUser = cfg.MaxPerUser
+	default:
+		return Plan{}, fmt.Errorf("dpwindow: unit must be record or user, not %q", cfg.Unit)
+	}
 	a := privacy.NewAccountant(nil, privacy.Improved)
 	a.ComposeSGD(q, sigma, steps)
 	p.SGDEpsilon, _ = a.Epsilon(delta)
@@ -178,26 +207,56 @@ func (noProgress) Advance(int)       {}
 // or a lexical one fitted on the pool). After Run, m holds the window's
 // adapters (DP) and may be saved.
 func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(pool []string) (embed.Embedder, error),
-	texts []string, plan Plan, cfg Config, prog Progress) (*Output, error) {
+	texts, users []string, plan Plan, cfg Config, prog Progress) (*Output, error) {
 	cfg = cfg.Defaults()
 	if prog == nil {
 		prog = noProgress{}
 	}
-	if len(texts) != plan.Records {
-		return nil, fmt.Errorf("dpwindow: plan is for %d records, window has %d", plan.Records, len(texts))
-	}
-	seqLen := min(cfg.SeqLen, m.Config().Context)
-	train := texts
-	if !cfg.KeepDuplicates {
-		train = distinct(texts)
-	}
-	records := make([][]int32, len(train))
-	for i, s := range train {
-		ids := tok.Encode(s)
-		if len(ids) > seqLen-1 {
-			ids = ids[:seqLen-1]
+	ctxLen := m.Config().Context
+	seqLen := min(cfg.SeqLen, ctxLen)
+	var records [][]int32
+	voters, weights := texts, []float64(nil)
+	switch cfg.Unit {
+	case "record":
+		if len(texts) != plan.Records {
+			return nil, fmt.Errorf("dpwindow: plan is for %d records, window has %d", plan.Records, len(texts))
 		}
-		records[i] = ids
+		train := texts
+		if !cfg.KeepDuplicates {
+			train = distinct(texts)
+		}
+		records = make([][]int32, len(train))
+		for i, s := range train {
+			records[i] = truncate(tok.Encode(s), seqLen-1)
+		}
+	case "user":
+		if len(users) != len(texts) {
+			return nil, fmt.Errorf("dpwindow: %d user ids for %d records", len(users), len(texts))
+		}
+		groups := BoundUsers(texts, users, cfg.MaxPerUser, rand.New(rand.NewChaCha8(cryptoSeed())))
+		if len(groups) != plan.Records {
+			return nil, fmt.Errorf("dpwindow: plan is for %d users, window has %d", plan.Records, len(groups))
+		}
+		// One row per user: each record cut to an equal share of the
+		// context, joined by end-of-text, so the row's loss is the sum of
+		// the user's record losses and clipping the row clips the user.
+		per := max(2, ctxLen/cfg.MaxPerUser)
+		seqLen = min(ctxLen, per*cfg.MaxPerUser)
+		voters = voters[:0:0]
+		for _, g := range groups {
+			var row []int32
+			for j, s := range g {
+				if j > 0 {
+					row = append(row, m.Config().EOS)
+				}
+				row = append(row, truncate(tok.Encode(s), per-1)...)
+				voters = append(voters, s)
+				weights = append(weights, 1/float64(len(g)))
+			}
+			records = append(records, row)
+		}
+	default:
+		return nil, fmt.Errorf("dpwindow: unit must be record or user, not %q", cfg.Unit)
 	}
 	if err := m.AddLoRA(*cfg.LoRA, seedFromCrypto()); err != nil {
 		return nil, fmt.Errorf("dpwindow: adapters: %w", err)
@@ -238,13 +297,13 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		return nil, fmt.Errorf("dpwindow: embedding the pool: %w", err)
 	}
 	prog.Advance(1)
-	privE, err := e.Embed(ctx, texts)
+	privE, err := e.Embed(ctx, voters)
 	if err != nil {
 		return nil, fmt.Errorf("dpwindow: embedding the window: %w", err)
 	}
 	prog.Advance(1)
 	res, err := filter.Run(ctx, poolE, privE, filter.Options{
-		Clusters: cfg.Clusters, HistogramSigma: plan.HistogramSigma,
+		Clusters: cfg.Clusters, HistogramSigma: plan.HistogramSigma, PrivateWeights: weights,
 		Output: max(1, int(math.Round(cfg.OutputFactor*float64(len(texts))))), Seed: rand.Uint64(),
 	})
 	if err != nil {
@@ -257,6 +316,64 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		out.Clusters = append(out.Clusters, res.SelectedCluster[i])
 	}
 	return out, nil
+}
+
+// BoundUsers groups texts by user and keeps at most k of each user's
+// texts, chosen uniformly at random without replacement (the bound that
+// makes a user's influence finite). Users come in order of first
+// appearance; a user's texts keep their order. An empty user id is a user
+// of its own per record: without ids there is nothing to group by.
+func BoundUsers(texts, users []string, k int, rng *rand.Rand) [][]string {
+	idx := map[string]int{}
+	var groups [][]string
+	for i, u := range users {
+		if u == "" {
+			groups = append(groups, []string{texts[i]})
+			continue
+		}
+		g, ok := idx[u]
+		if !ok {
+			g = len(groups)
+			idx[u] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], texts[i])
+	}
+	for i, g := range groups {
+		if len(g) <= k {
+			continue
+		}
+		keep := rng.Perm(len(g))[:k]
+		slices.Sort(keep)
+		kept := make([]string, k)
+		for j, p := range keep {
+			kept[j] = g[p]
+		}
+		groups[i] = kept
+	}
+	return groups
+}
+
+// DistinctUsers counts the users BoundUsers would form.
+func DistinctUsers(users []string) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, u := range users {
+		if u == "" {
+			n++
+		} else if !seen[u] {
+			seen[u] = true
+			n++
+		}
+	}
+	return n
+}
+
+func truncate(ids []int32, n int) []int32 {
+	if len(ids) > n {
+		return ids[:n]
+	}
+	return ids
 }
 
 // distinct keeps the first copy of each text, in order.

@@ -2,6 +2,7 @@ package dpwindow
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/models/privacy"
@@ -57,5 +58,47 @@ func TestMakePlanRefusesWhatCannotBeMet(t *testing.T) {
 	}
 	if _, err := MakePlan(Config{}, 0, 4, 1e-6); err == nil {
 		t.Error("want an error for an empty window")
+	}
+}
+
+func TestBoundUsersKeepsAtMostKRandomRecordsPerUser(t *testing.T) {
+	texts := []string{"a1", "b1", "a2", "a3", "c1", "a4", "a5", "b2", "x", "y"}
+	users := []string{"a", "b", "a", "a", "c", "a", "a", "b", "", ""}
+	seen := map[string]bool{}
+	for seed := range uint64(50) {
+		groups := BoundUsers(texts, users, 3, rand.New(rand.NewPCG(seed, 1)))
+		// a, b, c, and the two records without a user id, each its own user.
+		if len(groups) != 5 || DistinctUsers(users) != 5 {
+			t.Fatalf("%d groups (%d distinct users), want 5", len(groups), DistinctUsers(users))
+		}
+		if len(groups[0]) != 3 || len(groups[1]) != 2 || len(groups[2]) != 1 || groups[3][0] != "x" || groups[4][0] != "y" {
+			t.Fatalf("groups %v", groups)
+		}
+		for i, s := range groups[0] {
+			if s[0] != 'a' || (i > 0 && s <= groups[0][i-1]) {
+				t.Fatalf("user a kept %v: must be a's records, in order", groups[0])
+			}
+			seen[s] = true
+		}
+	}
+	// The kept records are chosen at random: over 50 seeds every one of a's
+	// five records is kept at least once.
+	for _, s := range []string{"a1", "a2", "a3", "a4", "a5"} {
+		if !seen[s] {
+			t.Errorf("%s was never kept: the choice is not random", s)
+		}
+	}
+}
+
+func TestUserLevelPlanRecordsTheUnit(t *testing.T) {
+	p, err := MakePlan(Config{Unit: "user", MaxPerUser: 3, ExpectedBatch: 16}, 200, 4, 1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Unit != "user" || p.MaxPerUser != 3 || p.Records != 200 || p.SampleRate != 16.0/200 {
+		t.Errorf("plan %+v", p)
+	}
+	if _, err := MakePlan(Config{Unit: "household"}, 200, 4, 1e-6); err == nil {
+		t.Error("an unknown unit must be refused")
 	}
 }

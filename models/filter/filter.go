@@ -38,6 +38,11 @@ type Options struct {
 	// Noise, when set, is the Gaussian source for the histogram: for
 	// tests only. Nil means a ChaCha8 generator seeded from crypto/rand.
 	Noise *rand.Rand
+	// PrivateWeights, when set, weighs each private vector's vote (one
+	// weight per private row). User-level privacy gives each of a user's
+	// n_u records the weight 1/n_u, so one user moves the counts by at
+	// most 1 in L2 norm and sigma_h keeps its meaning. Nil: weight 1.
+	PrivateWeights []float64
 }
 
 // Result is what Run selected and the DP statistics behind it.
@@ -78,7 +83,10 @@ func Run(ctx context.Context, synthetic, private [][]float32, o Options) (*Resul
 	if noise == nil {
 		noise = cryptoSeeded()
 	}
-	hist := NoisyHistogram(c.Votes(private), o.HistogramSigma, noise)
+	if o.PrivateWeights != nil && len(o.PrivateWeights) != len(private) {
+		return nil, fmt.Errorf("filter: %d weights for %d private rows", len(o.PrivateWeights), len(private))
+	}
+	hist := NoisyHistogram(c.WeightedVotes(private, o.PrivateWeights), o.HistogramSigma, noise)
 	res := c.Select(hist, o.Output, o.Seed)
 	return res, nil
 }
@@ -168,13 +176,20 @@ func (c *Clustering) Select(hist []float64, output int, seed uint64) *Result {
 // Votes counts, per cluster, the private records whose nearest centroid
 // (after normalisation and the synthetic PCA) it is. The counts are
 // private: release them only through NoisyHistogram.
-func (c *Clustering) Votes(private [][]float32) []float64 {
+func (c *Clustering) Votes(private [][]float32) []float64 { return c.WeightedVotes(private, nil) }
+
+// WeightedVotes is Votes with a weight per private row (nil: 1 each).
+func (c *Clustering) WeightedVotes(private [][]float32, weights []float64) []float64 {
 	counts := make([]float64, c.K())
 	if len(private) == 0 {
 		return counts
 	}
-	for _, a := range c.KMeans.Assign(c.PCA.Transform(normalizedCopy(private))) {
-		counts[a]++
+	for i, a := range c.KMeans.Assign(c.PCA.Transform(normalizedCopy(private))) {
+		w := 1.0
+		if weights != nil {
+			w = weights[i]
+		}
+		counts[a] += w
 	}
 	return counts
 }

@@ -171,3 +171,36 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// With user weights 1/n_u, one user moves the vote counts by at most 1 in
+// L2 norm however many records they have: the histogram's sensitivity.
+func TestWeightedVotesBoundAUsersInfluence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	centres := axes(3, 6)
+	pool := blobs(rng, centres, []int{100, 100, 100}, 0.02)
+	c, err := Cluster(context.Background(), pool, Options{Clusters: 3, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := blobs(rng, centres, []int{20, 10, 5}, 0.02)
+	user := blobs(rng, centres, []int{4, 0, 3}, 0.02) // one user, seven records
+	weights := make([]float64, len(others)+len(user))
+	for i := range weights {
+		weights[i] = 1
+		if i >= len(others) {
+			weights[i] = 1 / float64(len(user))
+		}
+	}
+	with := c.WeightedVotes(append(append([][]float32(nil), others...), user...), weights)
+	without := c.WeightedVotes(others, weights[:len(others)])
+	var sq float64
+	for i := range with {
+		sq += (with[i] - without[i]) * (with[i] - without[i])
+	}
+	if l2 := math.Sqrt(sq); l2 > 1+1e-9 {
+		t.Errorf("one user moved the counts by %g in L2 norm, want at most 1", l2)
+	}
+	if _, err := Run(context.Background(), pool, user, Options{Clusters: 3, Output: 10, PrivateWeights: []float64{1}}); err == nil {
+		t.Error("weights that do not match the private rows must be refused")
+	}
+}

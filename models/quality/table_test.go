@@ -124,7 +124,7 @@ func TestQualityTable(t *testing.T) {
 		start := time.Now()
 		// Run trains and filters; the table re-filters its pool with the
 		// fixed evaluation noise so rows are comparable.
-		out, err := dpwindow.Run(ctx, m, tok, func([]string) (embed.Embedder, error) { return emb, nil }, train, plan,
+		out, err := dpwindow.Run(ctx, m, tok, func([]string) (embed.Embedder, error) { return emb, nil }, train, nil, plan,
 			dpwindow.Config{ExpectedBatch: 64, Epochs: 2, SeqLen: 32, HistogramSigma: plan.HistogramSigma, PoolFactor: float64(tablePool) / float64(len(train)),
 				OutputFactor: float64(tableOut) / float64(len(train)), Clusters: tableClusters}, nil)
 		if err != nil {
