@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +146,17 @@ type ClickHouseConfig struct {
 	// Migrate applies pending schema migrations at start; off, the
 	// connector refuses to start on an outdated schema.
 	Migrate bool `yaml:"migrate" env:"MIGRATE"`
+	// Cluster, when set, names a cluster in the servers' <remote_servers>:
+	// migrations then run ON CLUSTER and create Replicated* tables (in
+	// ZooKeeper under /clickhouse/tables/{shard}/<database>/<table>), so
+	// every replica holds the output and the ledger, and a retried insert is
+	// stored once. Single-shard clusters only (no Distributed tables yet).
+	// Empty: one server, plain MergeTree tables.
+	Cluster string `yaml:"cluster" env:"CLUSTER"`
 }
+
+// clusterNameRe: clickhouse.cluster is spliced into DDL (ON CLUSTER).
+var clusterNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // WindowConfig says how records are cut into windows and where a window
 // larger than memory goes.
@@ -489,6 +500,9 @@ func (c Config) Validate() error {
 		}
 		// Never quote the DSN: it may hold a password.
 		bad(field, "must start with clickhouse:// (native protocol)")
+	}
+	if cl := c.ClickHouse.Cluster; cl != "" && !clusterNameRe.MatchString(cl) {
+		bad("clickhouse.cluster", "must be a plain identifier (letters, digits, _), got %q", cl)
 	}
 	if c.ClickHouse.MaxAttempts <= 0 {
 		bad("clickhouse.max_attempts", "must be > 0")

@@ -30,6 +30,7 @@ func SinkConfig(cfg ClickHouseConfig) sink.Config {
 		MaxAttempts:    cfg.MaxAttempts,
 		InitialBackoff: cfg.InitialBackoff,
 		MaxBackoff:     cfg.MaxBackoff,
+		Cluster:        cfg.Cluster,
 	}
 }
 

@@ -25,6 +25,16 @@ type Config struct {
 	// DialTimeout bounds connecting (and waiting for a pooled connection).
 	// Default 5s.
 	DialTimeout time.Duration
+	// Cluster, when set, names a cluster from the servers' <remote_servers>
+	// and switches Migrate to cluster DDL: every CREATE runs ON CLUSTER, and
+	// MergeTree-family engines become their Replicated* counterparts under
+	// ZooKeeper path /clickhouse/tables/{shard}/<database>/<table>, so each
+	// replica holds every row and retried inserts are deduplicated by
+	// block. The servers need ZooKeeper and the {shard} and {replica}
+	// macros. Only single-shard clusters are supported (Migrate refuses
+	// others): there are no Distributed tables yet. Empty (the default):
+	// plain, single-server DDL.
+	Cluster string
 }
 
 const (
@@ -84,6 +94,9 @@ func (c Config) options() (*clickhouse.Options, string, redactor, error) {
 	}
 	if !identRe.MatchString(db) {
 		return nil, "", red, fmt.Errorf("sink: config: database name %q is not a plain identifier", db)
+	}
+	if c.Cluster != "" && !identRe.MatchString(c.Cluster) {
+		return nil, "", red, fmt.Errorf("sink: config: cluster name %q is not a plain identifier", c.Cluster)
 	}
 	opt.Auth.Database = ""
 	opt.DialTimeout = c.DialTimeout

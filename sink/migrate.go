@@ -111,6 +111,25 @@ func (c *Client) render(stmt string) string {
 	return strings.ReplaceAll(stmt, "{db}", "`"+c.db+"`")
 }
 
+// renderDDL renders a migration statement for the configured deployment:
+// render alone on a single server, renderCluster in cluster mode.
+func (c *Client) renderDDL(stmt string) (string, error) {
+	if c.cfg.Cluster == "" {
+		return c.render(stmt), nil
+	}
+	return renderCluster(c.render(stmt), c.db, c.cfg.Cluster)
+}
+
+// createDatabaseDDL creates the sink database, on every host of the cluster
+// in cluster mode.
+func (c *Client) createDatabaseDDL() string {
+	q := "CREATE DATABASE IF NOT EXISTS `" + c.db + "`"
+	if c.cfg.Cluster != "" {
+		q += onCluster(c.cfg.Cluster)
+	}
+	return q
+}
+
 // Migrate creates the database if needed and applies pending migrations,
 // returning the names of those it applied (empty when up to date). DDL uses
 // IF NOT EXISTS, so a migration interrupted half-way is simply re-run.
@@ -120,10 +139,19 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.exec(ctx, "migrate: create database", "CREATE DATABASE IF NOT EXISTS `"+c.db+"`"); err != nil {
+	if c.cfg.Cluster != "" {
+		if err := c.checkCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.exec(ctx, "migrate: create database", c.createDatabaseDDL()); err != nil {
 		return nil, err
 	}
-	if err := c.exec(ctx, "migrate: create schema_migrations", c.render(schemaMigrationsDDL)); err != nil {
+	ddl, err := c.renderDDL(schemaMigrationsDDL)
+	if err != nil {
+		return nil, fmt.Errorf("sink: migrate: create schema_migrations: %w", err)
+	}
+	if err := c.exec(ctx, "migrate: create schema_migrations", ddl); err != nil {
 		return nil, err
 	}
 	applied, err := c.appliedVersions(ctx)
@@ -136,7 +164,12 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := c.exec(ctx, fmt.Sprintf("migrate: %s statement %d", m.Name, i+1), c.render(stmt)); err != nil {
+			what := fmt.Sprintf("migrate: %s statement %d", m.Name, i+1)
+			ddl, err := c.renderDDL(stmt)
+			if err != nil {
+				return done, fmt.Errorf("sink: %s: %w", what, err)
+			}
+			if err := c.exec(ctx, what, ddl); err != nil {
 				return done, err
 			}
 		}

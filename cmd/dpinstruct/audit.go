@@ -21,6 +21,7 @@ func newAuditCmd() *cobra.Command {
 		repeats              []int
 		epsilon, delta       float64
 		noDP, keepDuplicates bool
+		unit                 string
 		epochs               float64
 		seed                 uint64
 	)
@@ -38,7 +39,8 @@ appear in the sampled pool or the released output.
 --no-dp runs the same window without noise, clipping, duplicate removal or
 histogram noise: a reference that shows the audit can see memorisation. Never
 use it on private data. --keep-duplicates trains on every copy of a repeated
-text; record-level DP then only protects a text sent k times at k*epsilon.
+text; record-level DP then only protects a text sent k times at k*epsilon. --unit user audits user-level privacy: each
+canary's copies come from one user.
 
 The background texts are read in full: use public ones (default: the Dolly
 prompts in the shared data folder). The last line is
@@ -73,7 +75,7 @@ exposure_max=<bits> released=<canaries released>.`,
 			fmt.Fprintf(cmd.ErrOrStderr(), "audit: training a window of %d texts plus canaries (a few minutes)...\n", n)
 			res, err := audit.Run(cmd.Context(), func() (*lm.Model, error) { return lm.Load(dir) }, tok, lexical, texts[:n], audit.Config{
 				Repeats: repeats, Candidates: candidates, Seed: seed, Epsilon: epsilon, Delta: delta, DP: !noDP,
-				Method: dpwindow.Config{ExpectedBatch: 32, Epochs: epochs, SeqLen: 16, PoolFactor: 2, Clusters: 20, KeepDuplicates: keepDuplicates},
+				Method: dpwindow.Config{ExpectedBatch: 32, Epochs: epochs, SeqLen: 16, PoolFactor: 2, Clusters: 20, KeepDuplicates: keepDuplicates, Unit: unit},
 			})
 			if err != nil {
 				return err
@@ -109,6 +111,7 @@ exposure_max=<bits> released=<canaries released>.`,
 	f.Float64Var(&epochs, "epochs", 3, "training epochs")
 	f.BoolVar(&noDP, "no-dp", false, "non-private reference (tests only; never on private data)")
 	f.BoolVar(&keepDuplicates, "keep-duplicates", false, "train on every copy of repeated texts")
+	f.StringVar(&unit, "unit", "record", "privacy unit: record, or user (each canary's copies come from one user, who keeps at most 4 records)")
 	f.Uint64Var(&seed, "seed", 17, "picks the canaries and candidates")
 	f.StringVar(&modelDir, "model", "", "base model folder (default: the shipped one)")
 	return cmd

@@ -21,6 +21,22 @@
 #                            password is read from DPINSTRUCT_CH_PASSWORD_FILE
 #                            (stored as its SHA-256 only)
 #
+# Optional cluster mode, for replicated tables and ON CLUSTER DDL (unset: no
+# cluster, ZooKeeper or interserver settings are written; see
+# deploy/local/zookeeper.sh for a local ZooKeeper and the README's "ClickHouse
+# clusters" section):
+#   DPINSTRUCT_CH_CLUSTER           cluster name in <remote_servers>; enables
+#                                   cluster mode
+#   DPINSTRUCT_CH_CLUSTER_REPLICAS  comma-separated host:port (native) of the
+#                                   replicas of its one shard, this server
+#                                   included (default: 127.0.0.1:$DPINSTRUCT_CH_PORT)
+#   DPINSTRUCT_CH_ZOOKEEPER         comma-separated ZooKeeper host:port
+#                                   (default: 127.0.0.1:12181)
+#   DPINSTRUCT_CH_INTERSERVER_PORT  replication (interserver HTTP) port on
+#                                   127.0.0.1 (default: DPINSTRUCT_CH_PORT + 9)
+#   DPINSTRUCT_CH_SHARD             {shard} macro   (default: 1)
+#   DPINSTRUCT_CH_REPLICA           {replica} macro (default: replica_$DPINSTRUCT_CH_PORT)
+#
 # After `start`, point the sink tests at it:
 #   export DPINSTRUCT_CLICKHOUSE_DSN=clickhouse://default@127.0.0.1:19000/default
 set -euo pipefail
@@ -34,6 +50,12 @@ CH_TLS_CERT="${DPINSTRUCT_CH_TLS_CERT:-}"
 CH_TLS_KEY="${DPINSTRUCT_CH_TLS_KEY:-}"
 CH_USER="${DPINSTRUCT_CH_USER:-}"
 CH_PASSWORD_FILE="${DPINSTRUCT_CH_PASSWORD_FILE:-}"
+CH_CLUSTER="${DPINSTRUCT_CH_CLUSTER:-}"
+CH_CLUSTER_REPLICAS="${DPINSTRUCT_CH_CLUSTER_REPLICAS:-127.0.0.1:$CH_PORT}"
+CH_ZOOKEEPER="${DPINSTRUCT_CH_ZOOKEEPER:-127.0.0.1:12181}"
+CH_INTERSERVER_PORT="${DPINSTRUCT_CH_INTERSERVER_PORT:-$((CH_PORT + 9))}"
+CH_SHARD="${DPINSTRUCT_CH_SHARD:-1}"
+CH_REPLICA="${DPINSTRUCT_CH_REPLICA:-replica_$CH_PORT}"
 
 CONF_DIR="$CH_DIR/etc"
 DATA_DIR="$CH_DIR/data"
@@ -90,10 +112,11 @@ do_install() {
 
 # write_config (re)generates config and users files on every start so that a
 # port change via the environment takes effect; data is left alone. Interserver
-# and MySQL ports are simply not configured, so they are not opened.
+# (outside cluster mode) and MySQL ports are simply not configured, so they are
+# not opened.
 write_config() {
 	mkdir -p "$CONF_DIR" "$DATA_DIR/tmp" "$DATA_DIR/user_files" "$DATA_DIR/format_schemas" "$LOG_DIR"
-	local tls_xml="" user_xml=""
+	local tls_xml="" user_xml="" cluster_xml=""
 	if [ -n "$CH_TLS_PORT" ]; then
 		[ -r "$CH_TLS_CERT" ] && [ -r "$CH_TLS_KEY" ] || die "DPINSTRUCT_CH_TLS_PORT needs readable DPINSTRUCT_CH_TLS_CERT and DPINSTRUCT_CH_TLS_KEY"
 		tls_xml="    <tcp_port_secure>$CH_TLS_PORT</tcp_port_secure>
@@ -109,6 +132,9 @@ write_config() {
         </server>
     </openSSL>
 "
+	fi
+	if [ -n "$CH_CLUSTER" ]; then
+		cluster_xml="$(cluster_config)"$'\n' || exit 1
 	fi
 	if [ -n "$CH_USER" ]; then
 		[[ "$CH_USER" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "DPINSTRUCT_CH_USER must be a plain identifier"
@@ -159,7 +185,7 @@ write_config() {
     <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
-${tls_xml}</yandex>
+${tls_xml}${cluster_xml}</yandex>
 EOF
 	{
 		cat <<'EOF'
@@ -203,6 +229,57 @@ EOF
 </yandex>
 EOF
 	} >"$CONF_DIR/users.xml"
+}
+
+# xml_hostport_list prints each host:port of the comma-separated list $3 as
+# a <$1> element with <host> and <port>, indented by $2.
+xml_hostport_list() {
+	local tag="$1" ind="$2" hp host port
+	local IFS=,
+	for hp in $3; do
+		host="${hp%:*}"
+		port="${hp##*:}"
+		[[ "$host" =~ ^[A-Za-z0-9_.-]+$ && "$port" =~ ^[0-9]+$ && "$host" != "$hp" ]] || return 1
+		printf '%s<%s>\n%s    <host>%s</host>\n%s    <port>%s</port>\n%s</%s>\n' \
+			"$ind" "$tag" "$ind" "$host" "$ind" "$port" "$ind" "$tag"
+	done
+}
+
+# cluster_config prints the config.xml fragment of cluster mode: ZooKeeper,
+# one cluster of one shard whose replicas are DPINSTRUCT_CH_CLUSTER_REPLICAS,
+# this server's macros, the interserver port replicas fetch parts from, and
+# the distributed DDL queue.
+cluster_config() {
+	[[ "$CH_CLUSTER" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "DPINSTRUCT_CH_CLUSTER must be a plain identifier"
+	[[ "$CH_SHARD" =~ ^[A-Za-z0-9_]+$ ]] || die "DPINSTRUCT_CH_SHARD must be alphanumeric"
+	[[ "$CH_REPLICA" =~ ^[A-Za-z0-9_.-]+$ ]] || die "DPINSTRUCT_CH_REPLICA must be alphanumeric"
+	[[ "$CH_INTERSERVER_PORT" =~ ^[0-9]+$ ]] || die "DPINSTRUCT_CH_INTERSERVER_PORT must be a port number"
+	local zk replicas
+	zk="$(xml_hostport_list node "        " "$CH_ZOOKEEPER")" || die "DPINSTRUCT_CH_ZOOKEEPER must be host:port[,host:port...]"
+	replicas="$(xml_hostport_list replica "                " "$CH_CLUSTER_REPLICAS")" || die "DPINSTRUCT_CH_CLUSTER_REPLICAS must be host:port[,host:port...]"
+	cat <<EOF
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>$CH_INTERSERVER_PORT</interserver_http_port>
+    <zookeeper>
+$zk
+        <session_timeout_ms>30000</session_timeout_ms>
+    </zookeeper>
+    <remote_servers>
+        <$CH_CLUSTER>
+            <shard>
+                <internal_replication>true</internal_replication>
+$replicas
+            </shard>
+        </$CH_CLUSTER>
+    </remote_servers>
+    <macros>
+        <shard>$CH_SHARD</shard>
+        <replica>$CH_REPLICA</replica>
+    </macros>
+    <distributed_ddl>
+        <path>/clickhouse/task_queue/ddl</path>
+    </distributed_ddl>
+EOF
 }
 
 running_pid() {
@@ -251,7 +328,7 @@ do_start() {
 	else
 		do_install
 		local port
-		for port in "$CH_PORT" "$CH_HTTP_PORT"; do
+		for port in "$CH_PORT" "$CH_HTTP_PORT" ${CH_CLUSTER:+"$CH_INTERSERVER_PORT"}; do
 			if port_in_use "$port"; then
 				die "127.0.0.1:$port is already in use by another process (not ours: no live pid in $PID_FILE); set DPINSTRUCT_CH_PORT / DPINSTRUCT_CH_HTTP_PORT or stop it"
 			fi

@@ -31,7 +31,8 @@ type Config struct {
 	// non-private reference, for tests only.
 	Epsilon, Delta float64
 	DP             bool
-	// Method is the window method's settings.
+	// Method is the window method's settings; Method.Unit "user" audits
+	// user-level privacy (each canary's copies come from one user).
 	Method dpwindow.Config
 }
 
@@ -90,35 +91,49 @@ func Run(ctx context.Context, load func() (*lm.Model, error), tok *tokenizer.Tok
 		}
 		return b.String()
 	}
+	// Each background text is its own user's; each canary's copies all
+	// come from one user (what user-level privacy is for).
 	texts := append([]string(nil), background...)
+	users := make([]string, len(texts))
+	for i := range users {
+		users[i] = fmt.Sprintf("background-%d", i)
+	}
 	var canaries []Canary
 	var secrets []string
-	for _, k := range cfg.Repeats {
+	for i, k := range cfg.Repeats {
 		s := secret()
 		secrets = append(secrets, s)
 		c := Canary{Text: fmt.Sprintf(cfg.Template, s), Repeats: k}
 		canaries = append(canaries, c)
 		for range k {
 			texts = append(texts, c.Text)
+			users = append(users, fmt.Sprintf("canary-%d", i))
 		}
 	}
-	rng.Shuffle(len(texts), func(i, j int) { texts[i], texts[j] = texts[j], texts[i] })
+	rng.Shuffle(len(texts), func(i, j int) {
+		texts[i], texts[j] = texts[j], texts[i]
+		users[i], users[j] = users[j], users[i]
+	})
 
 	m, err := load()
 	if err != nil {
 		return nil, err
 	}
 	method := cfg.Method
+	n, runUsers := len(texts), []string(nil)
+	if method.Unit == "user" {
+		n, runUsers = dpwindow.DistinctUsers(users), users
+	}
 	var plan dpwindow.Plan
 	if cfg.DP {
-		plan, err = dpwindow.MakePlan(method, len(texts), cfg.Epsilon, cfg.Delta)
+		plan, err = dpwindow.MakePlan(method, n, cfg.Epsilon, cfg.Delta)
 		if err != nil {
 			return nil, err
 		}
 	} else {
 		// Same sampling and steps, no noise, no effective clipping, exact
 		// histogram: the non-private reference.
-		plan, err = dpwindow.MakePlan(method, len(texts), 1e6, 1e-6)
+		plan, err = dpwindow.MakePlan(method, n, 1e6, 1e-6)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +143,7 @@ func Run(ctx context.Context, load func() (*lm.Model, error), tok *tokenizer.Tok
 		method.HistogramSigma = 0
 		method.KeepDuplicates = true // no protection of any kind
 	}
-	out, err := dpwindow.Run(ctx, m, tok, emb, texts, nil, plan, method, nil)
+	out, err := dpwindow.Run(ctx, m, tok, emb, texts, runUsers, plan, method, nil)
 	if err != nil {
 		return nil, err
 	}

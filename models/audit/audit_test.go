@@ -100,3 +100,29 @@ func TestAuditDPKeepsExposureAtChance(t *testing.T) {
 		t.Errorf("mean canary exposure %.2f bits under DP, chance is %.2f", mean, res.ChanceExposure)
 	}
 }
+
+// TestAuditUserLevelKeepsExposureAtChance: at user level every copy of a
+// canary comes from one user, who keeps at most 4 records per window; even
+// with duplicates kept, DP at epsilon 4 per user leaves every canary near
+// chance and releases none.
+func TestAuditUserLevelKeepsExposureAtChance(t *testing.T) {
+	if testing.Short() || raceBuild() {
+		t.Skip("minutes of training; make test runs it without -race")
+	}
+	cfg := auditSettings(true)
+	cfg.Method.Unit, cfg.Method.KeepDuplicates = "user", true
+	res := runAudit(t, cfg)
+	if res.Plan.Unit != "user" || res.Plan.Records != 503 {
+		t.Errorf("plan unit %q over %d users, want user over 503 (500 background + 3 canary users)", res.Plan.Unit, res.Plan.Records)
+	}
+	var sum float64
+	for _, c := range res.Canaries {
+		sum += c.Exposure
+		if c.Released {
+			t.Errorf("canary repeated %d times was released", c.Repeats)
+		}
+	}
+	if mean := sum / float64(len(res.Canaries)); mean > 4 {
+		t.Errorf("mean canary exposure %.2f bits at user level, chance is %.2f", mean, res.ChanceExposure)
+	}
+}
