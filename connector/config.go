@@ -214,6 +214,11 @@ type ProcessorConfig struct {
 	// Embedding for the filter: model (the public base model's hidden
 	// states) or lexical (fast; IDF fitted on the synthetic pool only).
 	Embedding string `yaml:"embedding" env:"EMBEDDING"`
+	// Backend runs the generator: "go" (pure Go, CPU), "go:<config>", or
+	// "xla:<plugin>" (e.g. xla:cuda, or a path to a PJRT plugin .so) in a
+	// binary built with -tags xla; deploy/gpu/README.md has the GPU recipe.
+	// Plugins are never downloaded.
+	Backend string `yaml:"backend" env:"BACKEND"`
 	// BaseModel is a model folder to fine-tune (default: the shipped one).
 	BaseModel string `yaml:"base_model" env:"BASE_MODEL"`
 	// CheckpointDir keeps each window's DP-trained generator (base weights
@@ -321,7 +326,7 @@ func DefaultConfig() Config {
 		},
 		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
 			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model",
-			CheckpointDir: ".dpinstruct/checkpoints"},
+			CheckpointDir: ".dpinstruct/checkpoints", Backend: "go"},
 		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6, Unit: "record", MaxRecordsPerUser: 4},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
@@ -541,6 +546,9 @@ func (c Config) Validate() error {
 	}
 	if c.Privacy.MaxRecordsPerUser < 1 {
 		bad("privacy.max_records_per_user", "must be >= 1, got %d", c.Privacy.MaxRecordsPerUser)
+	}
+	if b := c.Processor.Backend; b != "go" && !strings.HasPrefix(b, "go:") && !strings.HasPrefix(b, "xla:") {
+		bad("processor.backend", "must be go, go:<config> or xla:<plugin>, not %q", b)
 	}
 	if e := c.Processor.Embedding; e != "model" && e != "lexical" {
 		bad("processor.embedding", "must be model or lexical, not %q", e)

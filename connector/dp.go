@@ -105,7 +105,11 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	m, err := lm.Load(dir)
+	be, err := lm.BackendFromName(p.cfg.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: processor.backend: %w", err)
+	}
+	m, err := lm.Load(dir, lm.WithBackend(be))
 	if err != nil {
 		return nil, fmt.Errorf("dp processor: base model: %w", err)
 	}
@@ -119,7 +123,7 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 			return lex, lex.Fit(ctx, pool) // synthetic texts only
 		}
 		// The base model, loaded again: m now carries the window's adapters.
-		bm, err := lm.Load(dir)
+		bm, err := lm.Load(dir, lm.WithBackend(be))
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package dpsgd
 
 import (
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -18,7 +19,13 @@ import (
 func BenchmarkDPStep(b *testing.B) {
 	requireBackend(b)
 	cfg := lm.Config{VocabSize: 4096, Context: 64, Layers: 4, Width: 192, Heads: 4, MLPRatio: 4, EOS: 0, TiedEmbeddings: true}
-	m, err := lm.New(cfg, 1)
+	// DPINSTRUCT_BACKEND picks the backend (deploy/gpu/dp-step-bench.sh
+	// runs this on a GPU with xla:<plugin>).
+	be, err := lm.BackendFromName(os.Getenv("DPINSTRUCT_BACKEND"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := lm.New(cfg, 1, lm.WithBackend(be))
 	if err != nil {
 		b.Fatal(err)
 	}
