@@ -25,8 +25,8 @@ import (
 // only ever return what dpwindow.Run returns: DP outputs and public data.
 type DPProcessor struct {
 	cfg ProcessorConfig
-	// target is the (epsilon, delta) PlanSpend was asked to meet; plans
-	// caches the plan per window so Process runs exactly what was charged.
+	// plans keeps each window's plan from PlanSpend, so Process runs
+	// exactly the mechanisms that were charged.
 	plans    map[string]dpwindow.Plan
 	log      *slog.Logger
 	progress StageProgress
@@ -60,8 +60,8 @@ func (p *DPProcessor) method() dpwindow.Config {
 
 // Describe implements Describer.
 func (p *DPProcessor) Describe() (string, string) {
-	return "dp", fmt.Sprintf(`{"expected_batch":%d,"epochs":%g,"histogram_sigma":%g,"pool_factor":%g,"embedding":%q}`,
-		p.cfg.ExpectedBatch, p.cfg.Epochs, p.cfg.HistogramSigma, p.cfg.PoolFactor, p.cfg.Embedding)
+	return "dp", fmt.Sprintf(`{"expected_batch":%d,"epochs":%g,"histogram_sigma":%g,"pool_factor":%g,"embedding":%q,"unit":%q,"backend":%q}`,
+		p.cfg.ExpectedBatch, p.cfg.Epochs, p.cfg.HistogramSigma, p.cfg.PoolFactor, p.cfg.Embedding, p.unit, p.cfg.Backend)
 }
 
 // PlanSpend implements SpendPlanner: the noise is calibrated from the
