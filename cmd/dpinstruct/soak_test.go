@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 )
 
 // soakRecords is the soak test's stream length.
@@ -44,7 +46,7 @@ var lagMetric = regexp.MustCompile(`(?m)^dpinstruct_consumer_lag (\S+)$`)
 // zero. The figures go to docs/BENCHMARKS.md.
 func TestSoakMillionRecords(t *testing.T) {
 	dsn := needClickHouse(t)
-	if raceBuild() {
+	if racebuild.Enabled {
 		t.Skip("a million records under -race takes too long; make test runs it without -race")
 	}
 	db, dbName, conn := freshDatabase(t, dsn)

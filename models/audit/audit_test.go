@@ -3,9 +3,9 @@ package audit
 import (
 	"context"
 	"path/filepath"
-	"runtime/debug"
 	"testing"
 
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
@@ -14,16 +14,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/pretrain"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
-
-func raceBuild() bool {
-	bi, _ := debug.ReadBuildInfo()
-	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
-			return true
-		}
-	}
-	return false
-}
 
 // auditSettings is the audit docs/PRIVACY.md reports: 500 Dolly prompts plus
 // canaries repeated 1, 10 and 100 times, three epochs of DP-Adam on LoRA
@@ -69,7 +59,7 @@ func runAudit(t *testing.T, cfg Config) *Result {
 // canary planted 100 times (exposure near the measurable maximum), so the
 // audit is able to detect leakage.
 func TestAuditCanFailWithoutDP(t *testing.T) {
-	if testing.Short() || raceBuild() {
+	if testing.Short() || racebuild.Enabled {
 		t.Skip("minutes of training; make test runs it without -race")
 	}
 	res := runAudit(t, auditSettings(false))
@@ -82,7 +72,7 @@ func TestAuditCanFailWithoutDP(t *testing.T) {
 // TestAuditDPKeepsExposureAtChance: the same window under DP at epsilon 4
 // leaves every canary's exposure near chance, and no canary is released.
 func TestAuditDPKeepsExposureAtChance(t *testing.T) {
-	if testing.Short() || raceBuild() {
+	if testing.Short() || racebuild.Enabled {
 		t.Skip("minutes of training; make test runs it without -race")
 	}
 	res := runAudit(t, auditSettings(true))
@@ -106,7 +96,7 @@ func TestAuditDPKeepsExposureAtChance(t *testing.T) {
 // with duplicates kept, DP at epsilon 4 per user leaves every canary near
 // chance and releases none.
 func TestAuditUserLevelKeepsExposureAtChance(t *testing.T) {
-	if testing.Short() || raceBuild() {
+	if testing.Short() || racebuild.Enabled {
 		t.Skip("minutes of training; make test runs it without -race")
 	}
 	cfg := auditSettings(true)

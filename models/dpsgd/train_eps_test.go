@@ -8,10 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/lm"
@@ -178,7 +178,7 @@ func TestDollyLossFallsAtEpsilon4(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	if raceBuild() {
+	if racebuild.Enabled {
 		// ~20x slower under the race detector (about 4 minutes on 2 cores),
 		// beyond the CI budget; the toy test covers the DP path under -race.
 		t.Skip("skipped under -race (too slow); run without -race")
@@ -256,20 +256,6 @@ func TestDollyLossFallsAtEpsilon4(t *testing.T) {
 	if !(ppl1 < ppl0) {
 		t.Fatalf("held-out perplexity did not fall: %.3f -> %.3f", ppl0, ppl1)
 	}
-}
-
-// raceBuild reports whether the test binary was built with -race.
-func raceBuild() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, st := range bi.Settings {
-		if st.Key == "-race" && st.Value == "true" {
-			return true
-		}
-	}
-	return false
 }
 
 // trainPoisson runs TrainPoisson and returns the first and last step's

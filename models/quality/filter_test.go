@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/embed"
@@ -66,7 +67,7 @@ func TestFilterRaisesMAUVEOnDolly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("samples 5,000 instructions: minutes")
 	}
-	if raceEnabled {
+	if racebuild.Enabled {
 		t.Skip("minutes of GoMLX under the race detector; make test runs it without -race")
 	}
 	ctx := context.Background()

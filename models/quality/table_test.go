@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/filter"
@@ -40,7 +41,7 @@ func TestQualityTable(t *testing.T) {
 	if os.Getenv("DPINSTRUCT_QUALITY_TABLE") != "1" {
 		t.Skip("set DPINSTRUCT_QUALITY_TABLE=1 (about 30 minutes)")
 	}
-	if raceEnabled {
+	if racebuild.Enabled {
 		t.Skip("not under -race")
 	}
 	ctx := context.Background()
