@@ -895,7 +895,7 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 		return err
 	}
 	c.faults.hit("before-commit", w.ID, c.log)
-	if err := c.commit(ctx, w); err != nil {
+	if err := c.commitOffsets(ctx, w); err != nil {
 		return err
 	}
 	c.written++
@@ -907,9 +907,9 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 	return nil
 }
 
-// commit commits a written window's offsets. A failed commit is not
-// fatal: the window is already written, so the next reader of these
-// offsets finds it in the ledger and commits instead of reprocessing.
+// commit delivers a window already written (by an earlier run or another
+// replica) to the output topic if that is not done yet, then commits its
+// offsets.
 func (c *Connector) commit(ctx context.Context, w sink.Window) error {
 	// A written window reaches the output topic before its offsets are
 	// committed, so a crash in between redelivers (exactly once, see
@@ -917,6 +917,14 @@ func (c *Connector) commit(ctx context.Context, w sink.Window) error {
 	if err := c.deliver(ctx, w, nil); err != nil {
 		return err
 	}
+	return c.commitOffsets(ctx, w)
+}
+
+// commitOffsets commits the offsets of a window whose output is written
+// and delivered. A failed commit is not fatal: the window is already
+// written, so the next reader of these offsets finds it in the ledger and
+// commits instead of reprocessing.
+func (c *Connector) commitOffsets(ctx context.Context, w sink.Window) error {
 	for _, r := range w.Ranges {
 		err := c.src.Commit(ctx, kafka.Message{Topic: r.Topic, Partition: int(r.Partition), Offset: r.Last})
 		if err != nil {
