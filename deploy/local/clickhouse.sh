@@ -63,8 +63,13 @@ LOG_DIR="$CH_DIR/log"
 PID_FILE="$CH_DIR/clickhouse-server.pid"
 DSN="clickhouse://default@127.0.0.1:${CH_PORT}/default"
 
-log() { printf 'clickhouse.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+DAEMON_NAME=clickhouse.sh
+DAEMON_MATCH=clickhouse
+DAEMON_PORT="$CH_PORT"
+DAEMON_LOGS=("$LOG_DIR/clickhouse-server.err.log" "$LOG_DIR/stdout.log")
+daemon_address() { echo "$DSN"; }
+# shellcheck source=deploy/local/daemon.sh
+. "$(dirname "$0")/daemon.sh"
 
 # server_cmd prints the command that starts the server: old Debian packages
 # ship a separate clickhouse-server binary, newer ones a multi-call
@@ -282,22 +287,7 @@ $replicas
 EOF
 }
 
-running_pid() {
-	[ -f "$PID_FILE" ] || return 1
-	local pid
-	pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-	# Guard against a stale pid file whose pid was reused by another program.
-	if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q clickhouse; then
-		return 1
-	fi
-	echo "$pid"
-}
 
-# port_in_use: something accepts TCP connections on 127.0.0.1:$1.
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 ping_server() {
 	local client
@@ -306,15 +296,6 @@ ping_server() {
 	$client --host 127.0.0.1 --port "$CH_PORT" -q 'SELECT 1' >/dev/null 2>&1
 }
 
-log_tail() {
-	local f
-	for f in "$LOG_DIR/clickhouse-server.err.log" "$LOG_DIR/stdout.log"; do
-		if [ -s "$f" ]; then
-			log "--- tail $f ---"
-			tail -n 30 "$f" >&2
-		fi
-	done
-}
 
 do_start() {
 	local pid
@@ -372,55 +353,6 @@ do_start() {
 	echo "$DSN"
 }
 
-do_stop() {
-	local pid
-	if ! pid="$(running_pid)"; then
-		log "not running"
-		rm -f "$PID_FILE"
-		return 0
-	fi
-	log "stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
-	local deadline=$((SECONDS + 30))
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			log "pid $pid still alive after 30s; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			sleep 1
-			break
-		fi
-		sleep 0.2
-	done
-	rm -f "$PID_FILE"
-	log "stopped"
-}
 
-do_status() {
-	local pid
-	if pid="$(running_pid)"; then
-		if ping_server; then
-			log "running (pid $pid), answering on 127.0.0.1:$CH_PORT"
-			echo "$DSN"
-			return 0
-		fi
-		log "process $pid alive but not answering on 127.0.0.1:$CH_PORT"
-		return 1
-	fi
-	log "not running"
-	return 3
-}
 
-case "${1:-}" in
-install) do_install ;;
-start) do_start ;;
-stop) do_stop ;;
-status) do_status ;;
-restart)
-	do_stop
-	do_start
-	;;
-*)
-	echo "usage: $0 {install|start|stop|status|restart}" >&2
-	exit 2
-	;;
-esac
+daemon_main "$@"

@@ -28,8 +28,13 @@ DATA_DIR="$ZK_DIR/data"
 LOG_DIR="$ZK_DIR/log"
 PID_FILE="$ZK_DIR/zookeeper.pid"
 
-log() { printf 'zookeeper.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+DAEMON_NAME=zookeeper.sh
+DAEMON_MATCH=zookeeper
+DAEMON_PORT="$ZK_PORT"
+DAEMON_LOGS=("$LOG_DIR/stdout.log")
+daemon_address() { echo "127.0.0.1:$ZK_PORT"; }
+# shellcheck source=deploy/local/daemon.sh
+. "$(dirname "$0")/daemon.sh"
 
 do_install() {
 	if [ -r "$ZK_JAR" ] && command -v java >/dev/null 2>&1; then
@@ -66,20 +71,7 @@ autopurge.purgeInterval=1
 EOF
 }
 
-running_pid() {
-	[ -f "$PID_FILE" ] || return 1
-	local pid
-	pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-	if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q zookeeper; then
-		return 1
-	fi
-	echo "$pid"
-}
 
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # ping_server: the server answers the "ruok" four-letter word with "imok".
 ping_server() {
@@ -92,15 +84,6 @@ ping_server() {
 	[ "$reply" = "imok" ]
 }
 
-log_tail() {
-	local f
-	for f in "$LOG_DIR/stdout.log"; do
-		if [ -s "$f" ]; then
-			log "--- tail $f ---"
-			tail -n 30 "$f" >&2
-		fi
-	done
-}
 
 do_start() {
 	local pid
@@ -143,55 +126,6 @@ do_start() {
 	echo "127.0.0.1:$ZK_PORT"
 }
 
-do_stop() {
-	local pid
-	if ! pid="$(running_pid)"; then
-		log "not running"
-		rm -f "$PID_FILE"
-		return 0
-	fi
-	log "stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
-	local deadline=$((SECONDS + 30))
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			log "pid $pid still alive after 30s; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			sleep 1
-			break
-		fi
-		sleep 0.2
-	done
-	rm -f "$PID_FILE"
-	log "stopped"
-}
 
-do_status() {
-	local pid
-	if pid="$(running_pid)"; then
-		if ping_server; then
-			log "running (pid $pid), answering on 127.0.0.1:$ZK_PORT"
-			echo "127.0.0.1:$ZK_PORT"
-			return 0
-		fi
-		log "process $pid alive but not answering on 127.0.0.1:$ZK_PORT"
-		return 1
-	fi
-	log "not running"
-	return 3
-}
 
-case "${1:-}" in
-install) do_install ;;
-start) do_start ;;
-stop) do_stop ;;
-status) do_status ;;
-restart)
-	do_stop
-	do_start
-	;;
-*)
-	echo "usage: $0 {install|start|stop|status|restart}" >&2
-	exit 2
-	;;
-esac
+daemon_main "$@"
