@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,24 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dpinstruct/dpinstruct/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
+// goldenText compares got with testdata/name, or rewrites it with -update.
+func goldenText(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
+	if want := golden.Read(t, filepath.Join("testdata", name), []byte(got)); got != string(want) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
 	}
 }
@@ -41,7 +30,7 @@ func TestConfigCheckPrintsEffectiveConfig(t *testing.T) {
 	if strings.Contains(run.output(), "hunter2") {
 		t.Error("config check printed the ClickHouse password")
 	}
-	golden(t, "config-check.golden", run.output())
+	goldenText(t, "config-check.golden", run.output())
 }
 
 func TestHelpTeachesEveryCommand(t *testing.T) {

@@ -4,17 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/lexical.golden.json")
+	"github.com/dpinstruct/dpinstruct/internal/golden"
+)
 
 // sample are instruction-like texts used across the tests.
 var sample = []string{
@@ -319,7 +317,7 @@ func TestLexicalConcurrent(t *testing.T) {
 	}
 }
 
-type golden struct {
+type lexicalGolden struct {
 	Options LexicalOptions `json:"options"`
 	Fit     []string       `json:"fit"`
 	Texts   []string       `json:"texts"`
@@ -332,7 +330,7 @@ type golden struct {
 // differ between architectures.
 func TestLexicalGolden(t *testing.T) {
 	path := filepath.Join("testdata", "lexical.golden.json")
-	g := golden{
+	g := lexicalGolden{
 		Options: LexicalOptions{Dim: 16, Buckets: 1 << 12, Seed: 7, Workers: 2},
 		Fit:     sample[:8],
 		Texts:   []string{"Write a short poem about the ocean.", "Naïve café ÉCOLE", "東京の天気", ""},
@@ -342,21 +340,13 @@ func TestLexicalGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := embed(t, l, g.Texts...)
-	if *update {
-		g.Vectors = got
-		b, err := json.MarshalIndent(g, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(path)
+	g.Vectors = got
+	cur, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestLexicalGolden -update to create it)", err)
+		t.Fatal(err)
 	}
-	var want golden
+	b := golden.Read(t, path, append(cur, '\n'))
+	var want lexicalGolden
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

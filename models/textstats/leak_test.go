@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/leakage.golden.json")
+	"github.com/dpinstruct/dpinstruct/internal/golden"
+)
 
 const fox = "the quick brown fox jumps over the lazy dog near the river bank"
 
@@ -211,19 +210,11 @@ func TestLeakageGolden(t *testing.T) {
 	real, synth := readLines(t, "leak_real.txt"), readLines(t, "leak_synthetic.txt")
 	got := leakGolden{MinTokens: 6, Report: *leakage(t, real, synth, nil, 6, -1)}
 	path := filepath.Join("testdata", "leakage.golden.json")
-	if *update {
-		b, err := json.MarshalIndent(got, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(path)
+	cur, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestLeakageGolden -update to create it)", err)
+		t.Fatal(err)
 	}
+	b := golden.Read(t, path, append(cur, '\n'))
 	var want leakGolden
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatalf("%s: %v", path, err)

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"bytes"
 	"context"
-	"flag"
 	"iter"
 	"math/rand/v2"
 	"os"
@@ -12,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/tokenizer.golden.json")
+	"github.com/dpinstruct/dpinstruct/internal/golden"
+)
 
 // smallCorpus is a fixed, varied training text for unit tests.
 var smallCorpus = []string{
@@ -234,15 +233,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", "tokenizer.golden.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
-	}
+	want := golden.Read(t, path, got)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("tokenizer.json differs from %s (if intended, rerun with -update)", path)
 	}
