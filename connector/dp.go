@@ -27,7 +27,7 @@ type DPProcessor struct {
 	cfg ProcessorConfig
 	// plans keeps each window's plan from PlanSpend, so Process runs
 	// exactly the mechanisms that were charged.
-	plans    map[string]dpwindow.Plan
+	plans    map[string]plannedWindow
 	log      *slog.Logger
 	progress StageProgress
 	// unit and maxPerUser come from the privacy section.
@@ -47,7 +47,7 @@ type StageProgress interface {
 func (p *DPProcessor) SetProgress(sp StageProgress) { p.progress = sp }
 
 func newDPProcessor(cfg ProcessorConfig) Processor {
-	return &DPProcessor{cfg: cfg, plans: map[string]dpwindow.Plan{}, log: slog.Default()}
+	return &DPProcessor{cfg: cfg, plans: map[string]plannedWindow{}, log: slog.Default()}
 }
 
 func (p *DPProcessor) method() dpwindow.Config {
@@ -64,38 +64,50 @@ func (p *DPProcessor) Describe() (string, string) {
 		p.cfg.ExpectedBatch, p.cfg.Epochs, p.cfg.HistogramSigma, p.cfg.PoolFactor, p.cfg.Embedding, p.unit, p.cfg.Backend)
 }
 
+// plannedWindow is a plan and, at user level, the window's records, read
+// once to count users so Process need not read the window again.
+type plannedWindow struct {
+	plan         dpwindow.Plan
+	texts, users []string
+}
+
 // PlanSpend implements SpendPlanner: the noise is calibrated from the
 // window's record count (metadata) so that DP-SGD and the filter's
 // histogram together meet the target.
 func (p *DPProcessor) PlanSpend(w *Window, target Spend) (Spend, error) {
 	n := int(w.Records)
+	var pw plannedWindow
 	if p.unit == "user" {
 		// The number of users comes from the records' user ids (message
 		// keys by default): stream metadata, like the record count.
-		_, users, err := readWindow(w)
-		if err != nil {
+		var err error
+		if pw.texts, pw.users, err = readWindow(w); err != nil {
 			return Spend{}, err
 		}
-		n = dpwindow.DistinctUsers(users)
+		n = dpwindow.DistinctUsers(pw.users)
 	}
 	plan, err := dpwindow.MakePlan(p.method(), n, target.Epsilon, target.Delta)
 	if err != nil {
 		return Spend{}, err
 	}
-	p.plans[w.ID] = plan
+	pw.plan = plan
+	p.plans[w.ID] = pw
 	return Spend{Epsilon: plan.Epsilon, Delta: plan.Delta, Mechanism: "dpsgd+histogram", Params: plan.JSON()}, nil
 }
 
 // Process implements Processor.
 func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
-	plan, ok := p.plans[w.ID]
+	pw, ok := p.plans[w.ID]
 	if !ok {
 		return nil, fmt.Errorf("dp processor: window %s was not planned (charged) before processing", w.ID)
 	}
 	delete(p.plans, w.ID)
-	texts, users, err := readWindow(w)
-	if err != nil {
-		return nil, err
+	plan, texts, users := pw.plan, pw.texts, pw.users
+	if texts == nil {
+		var err error
+		if texts, users, err = readWindow(w); err != nil {
+			return nil, err
+		}
 	}
 	if len(texts) == 0 {
 		return &Result{}, nil
