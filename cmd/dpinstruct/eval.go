@@ -12,7 +12,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/eval"
 	"github.com/dpinstruct/dpinstruct/models/filter"
-	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
@@ -86,11 +85,7 @@ on a private window. The last line is mauve=<mean>.`,
 				}
 				emb = lex
 			case "model":
-				be, err := lm.BackendFromName(backend)
-				if err != nil {
-					return usageError{fmt.Errorf("--backend: %w", err)}
-				}
-				m, err := lm.Load(dir, lm.WithBackend(be))
+				m, err := loadModel(dir, backend)
 				if err != nil {
 					return err
 				}

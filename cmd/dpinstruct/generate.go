@@ -50,20 +50,12 @@ public data only (docs/MODELS.md).`,
 			if n < 1 {
 				return usageError{errors.New("--n must be at least 1")}
 			}
-			dir, cleanup, err := base.Folder(modelDir)
-			if err != nil {
-				return usageError{fmt.Errorf("--model: %w", err)}
-			}
-			defer cleanup()
-			be, err := lm.BackendFromName(backend)
-			if err != nil {
-				return usageError{fmt.Errorf("--backend: %w", err)}
-			}
-			m, err := lm.Load(dir, lm.WithBackend(be))
+			dir, tok, cleanup, err := openModelFolder(modelDir)
 			if err != nil {
 				return err
 			}
-			tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+			defer cleanup()
+			m, err := loadModel(dir, backend)
 			if err != nil {
 				return err
 			}
@@ -129,4 +121,13 @@ func openModelFolder(modelDir string) (dir string, tok *tokenizer.Tokenizer, cle
 		return "", nil, nil, err
 	}
 	return dir, tok, cleanup, nil
+}
+
+// loadModel loads the model folder on the --backend the user named.
+func loadModel(dir, backend string) (*lm.Model, error) {
+	be, err := lm.BackendFromName(backend)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--backend: %w", err)}
+	}
+	return lm.Load(dir, lm.WithBackend(be))
 }
