@@ -64,6 +64,12 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		_ = conn.Close()
 		return nil, err
 	}
+	if cfg.Cluster != "" {
+		if err := c.checkCluster(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

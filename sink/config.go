@@ -26,14 +26,19 @@ type Config struct {
 	// Default 5s.
 	DialTimeout time.Duration
 	// Cluster, when set, names a cluster from the servers' <remote_servers>
-	// and switches Migrate to cluster DDL: every CREATE runs ON CLUSTER, and
-	// MergeTree-family engines become their Replicated* counterparts under
-	// ZooKeeper path /clickhouse/tables/{shard}/<database>/<table>, so each
-	// replica holds every row and retried inserts are deduplicated by
-	// block. The servers need ZooKeeper and the {shard} and {replica}
-	// macros. Only single-shard clusters are supported (Migrate refuses
-	// others): there are no Distributed tables yet. Empty (the default):
-	// plain, single-server DDL.
+	// (any number of shards and replicas) and switches the sink to cluster
+	// mode: Migrate runs every CREATE ON CLUSTER, each table becomes a
+	// Replicated* table per shard (T_local, ZooKeeper path
+	// /clickhouse/tables/{shard}/<database>/T_local) behind a Distributed
+	// table T sharded by its sorting key, and the sink's sessions insert
+	// synchronously into every shard and prefer replicas in configuration
+	// order, so what one process writes the next one reads (see cluster.go
+	// for the trade-offs). The servers need ZooKeeper and the {shard} and
+	// {replica} macros. Empty (the default): plain, single-server DDL.
+	//
+	// Delivery: retried inserts are stored once (replicated block dedup),
+	// and nothing the connector commits depends on replication having
+	// caught up, as long as the first replica of each shard is up.
 	Cluster string
 }
 
@@ -97,6 +102,16 @@ func (c Config) options() (*clickhouse.Options, string, redactor, error) {
 	}
 	if c.Cluster != "" && !identRe.MatchString(c.Cluster) {
 		return nil, "", red, fmt.Errorf("sink: config: cluster name %q is not a plain identifier", c.Cluster)
+	}
+	if c.Cluster != "" {
+		if opt.Settings == nil {
+			opt.Settings = clickhouse.Settings{}
+		}
+		for k, v := range clusterSettings {
+			if _, set := opt.Settings[k]; !set {
+				opt.Settings[k] = v
+			}
+		}
 	}
 	opt.Auth.Database = ""
 	opt.DialTimeout = c.DialTimeout

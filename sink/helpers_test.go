@@ -9,7 +9,15 @@ import (
 	"time"
 )
 
-const dsnEnv = "DPINSTRUCT_CLICKHOUSE_DSN"
+const (
+	dsnEnv = "DPINSTRUCT_CLICKHOUSE_DSN"
+	// clusterEnv and peerDSNEnv run the integration tests against a cluster
+	// (deploy/local/cluster.sh env sets all three, make test does): every
+	// test database is created in cluster mode, and the clients that stand
+	// for a second process connect to the peer server, on another shard.
+	clusterEnv = "DPINSTRUCT_CLICKHOUSE_CLUSTER"
+	peerDSNEnv = "DPINSTRUCT_CLICKHOUSE_PEER_DSN"
+)
 
 // testDSN returns the DSN of the real server the integration tests use, or
 // skips the test.
@@ -21,6 +29,16 @@ func testDSN(tb testing.TB) string {
 			"export %s=clickhouse://default@127.0.0.1:19000/default", dsnEnv, dsnEnv)
 	}
 	return dsn
+}
+
+// peerDSN is the server a second process connects to: the peer server in
+// a cluster run, the same one otherwise.
+func peerDSN(tb testing.TB) string {
+	tb.Helper()
+	if dsn := os.Getenv(peerDSNEnv); dsn != "" {
+		return dsn
+	}
+	return testDSN(tb)
 }
 
 func testCtx(tb testing.TB) context.Context {
@@ -50,7 +68,11 @@ func newTestDB(tb testing.TB, migrate bool) *Client {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := c.Conn().Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		drop := "DROP DATABASE IF EXISTS `" + db + "`"
+		if c.cfg.Cluster != "" {
+			drop += onCluster(c.cfg.Cluster)
+		}
+		if err := c.Conn().Exec(ctx, drop); err != nil {
 			tb.Errorf("drop test database %s: %v", db, err)
 		}
 	})
@@ -63,10 +85,11 @@ func newTestDB(tb testing.TB, migrate bool) *Client {
 }
 
 // openTestClient opens another client on an existing database (a second
-// "process" for concurrency and visibility tests).
+// "process" for concurrency and visibility tests), in cluster mode when the
+// tests run against a cluster.
 func openTestClient(tb testing.TB, dsn, db string) *Client {
 	tb.Helper()
-	c, err := Open(testCtx(tb), Config{DSN: dsn, Database: db})
+	c, err := Open(testCtx(tb), Config{DSN: dsn, Database: db, Cluster: os.Getenv(clusterEnv)})
 	if err != nil {
 		tb.Fatalf("open: %v", err)
 	}

@@ -114,10 +114,12 @@ func (c *Client) putWindow(ctx context.Context, what string, w Window, dedupToke
 // not (planner died between the two inserts) is reported as planned with an
 // expired (zero) lease.
 func (c *Client) Plans(ctx context.Context, group, topic string, partition int32, fromOffset int64) ([]Window, error) {
+	// GLOBAL: in cluster mode both tables are Distributed (on one server it
+	// is a plain IN).
 	sub := "SELECT window_id FROM " + c.table("window_ranges") +
 		" WHERE group_id = ? AND topic = ? AND `partition` = ? AND last_offset >= ?"
 	subArgs := []any{group, topic, partition, fromOffset}
-	ws, err := c.readWindows(ctx, "plans", "group_id = ? AND window_id IN ("+sub+")", append([]any{group}, subArgs...))
+	ws, err := c.readWindows(ctx, "plans", "group_id = ? AND window_id GLOBAL IN ("+sub+")", append([]any{group}, subArgs...))
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 func TestPlanVisibleToOtherClientImmediately(t *testing.T) {
 	t.Parallel()
 	a := newTestDB(t, true)
-	b := openTestClient(t, testDSN(t), a.Database())
+	b := openTestClient(t, peerDSN(t), a.Database())
 	ctx := testCtx(t)
 
 	w := testWindow("w-1",
@@ -105,7 +105,7 @@ func TestStatusPrecedence(t *testing.T) {
 	t.Parallel()
 	c := newTestDB(t, true)
 	// A second client issues the late updates, as another worker would.
-	late := openTestClient(t, testDSN(t), c.Database())
+	late := openTestClient(t, peerDSN(t), c.Database())
 
 	type step string
 	const (
@@ -163,7 +163,7 @@ func TestStatusPrecedence(t *testing.T) {
 func TestConcurrentOverlappingPlans(t *testing.T) {
 	t.Parallel()
 	a := newTestDB(t, true)
-	b := openTestClient(t, testDSN(t), a.Database())
+	b := openTestClient(t, peerDSN(t), a.Database())
 	ctx := testCtx(t)
 
 	wa := testWindow("conc-a", Range{"in", 3, 1000, 1999})

@@ -112,12 +112,24 @@ func (c *Client) render(stmt string) string {
 }
 
 // renderDDL renders a migration statement for the configured deployment:
-// render alone on a single server, renderCluster in cluster mode.
-func (c *Client) renderDDL(stmt string) (string, error) {
+// render alone on a single server (one statement), renderCluster in cluster
+// mode (one or more). ms are the embedded migrations, where cluster mode
+// finds each table's sharding key.
+func (c *Client) renderDDL(stmt string, ms []migration) ([]string, error) {
 	if c.cfg.Cluster == "" {
-		return c.render(stmt), nil
+		return []string{c.render(stmt)}, nil
 	}
-	return renderCluster(c.render(stmt), c.db, c.cfg.Cluster)
+	all := []string{c.render(schemaMigrationsDDL)}
+	for _, m := range ms {
+		for _, s := range m.Statements {
+			all = append(all, c.render(s))
+		}
+	}
+	keys, err := shardingKeys(all, c.db)
+	if err != nil {
+		return nil, err
+	}
+	return renderCluster(c.render(stmt), c.db, c.cfg.Cluster, keys)
 }
 
 // createDatabaseDDL creates the sink database, on every host of the cluster
@@ -139,20 +151,17 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.cfg.Cluster != "" {
-		if err := c.checkCluster(ctx); err != nil {
-			return nil, err
-		}
-	}
 	if err := c.exec(ctx, "migrate: create database", c.createDatabaseDDL()); err != nil {
 		return nil, err
 	}
-	ddl, err := c.renderDDL(schemaMigrationsDDL)
+	ddl, err := c.renderDDL(schemaMigrationsDDL, ms)
 	if err != nil {
 		return nil, fmt.Errorf("sink: migrate: create schema_migrations: %w", err)
 	}
-	if err := c.exec(ctx, "migrate: create schema_migrations", ddl); err != nil {
-		return nil, err
+	for _, q := range ddl {
+		if err := c.exec(ctx, "migrate: create schema_migrations", q); err != nil {
+			return nil, err
+		}
 	}
 	applied, err := c.appliedVersions(ctx)
 	if err != nil {
@@ -165,12 +174,14 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 		}
 		for i, stmt := range m.Statements {
 			what := fmt.Sprintf("migrate: %s statement %d", m.Name, i+1)
-			ddl, err := c.renderDDL(stmt)
+			ddl, err := c.renderDDL(stmt, ms)
 			if err != nil {
 				return done, fmt.Errorf("sink: %s: %w", what, err)
 			}
-			if err := c.exec(ctx, what, ddl); err != nil {
-				return done, err
+			for _, q := range ddl {
+				if err := c.exec(ctx, what, q); err != nil {
+					return done, err
+				}
 			}
 		}
 		// Recorded only after every statement succeeded; replays collapse in

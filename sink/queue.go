@@ -388,11 +388,12 @@ func (c *Client) putEvents(ctx context.Context, what string, evs []event) error 
 // queued in round 0, and returns how many it added. It reads then inserts
 // (18.16 cannot run INSERT ... SELECT through the batch API); two
 // concurrent calls may add the same item twice, which is harmless: the rows
-// are identical and have version 0, below any later transition.
+// are identical and have version 0, below any later transition. GLOBAL NOT IN:
+// in cluster mode both tables are Distributed (on one server it is NOT IN).
 func (c *Client) Enqueue(ctx context.Context) (int, error) {
 	var rows []queueRow
 	query := "SELECT id, window_id, cluster FROM " + c.table("published_instructions") +
-		" WHERE id NOT IN (SELECT item_id FROM " + c.table("annotation_queue") + ") ORDER BY window_id, seq"
+		" WHERE id GLOBAL NOT IN (SELECT item_id FROM " + c.table("annotation_queue") + ") ORDER BY window_id, seq"
 	err := c.retry(ctx, "enqueue: read published_instructions", func(ctx context.Context) error {
 		rows = rows[:0]
 		rs, err := c.conn.Query(ctx, query)

@@ -175,10 +175,11 @@ func TestQueueConcurrentClaimersNeverShareAnItem(t *testing.T) {
 	t.Parallel()
 	const items, claimers, each = 12, 3, 6
 	c := newQueueDB(t, items)
-	dsn := testDSN(t)
+	// In a cluster run, claimers alternate between two servers.
+	dsns := []string{testDSN(t), peerDSN(t)}
 	clients := make([]*Client, claimers)
 	for i := range clients {
-		clients[i] = openTestClient(t, dsn, c.Database())
+		clients[i] = openTestClient(t, dsns[i%2], c.Database())
 	}
 	results := make([]ClaimResult, claimers)
 	errs := make([]error, claimers)
