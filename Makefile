@@ -17,7 +17,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m -gcflags='github.com/gomlx/compute/
 # failures); its exit status is go test's.
 GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 
-.PHONY: all build vet test test-short demo clickhouse clickhouse-stop bench base-model clean
+.PHONY: all build vet test test-short test-cluster demo clickhouse clickhouse-stop cluster cluster-stop bench base-model clean
 
 all: build
 
@@ -33,7 +33,16 @@ clickhouse:
 clickhouse-stop:
 	deploy/local/clickhouse.sh stop
 
-## test: vet, start the local ClickHouse, run every test with -race.
+## cluster: ZooKeeper + a two-shard ClickHouse cluster on loopback
+## (deploy/local/cluster.sh; `deploy/local/cluster.sh env` prints the DSNs).
+cluster:
+	deploy/local/cluster.sh start
+
+cluster-stop:
+	deploy/local/cluster.sh stop
+
+## test: vet, start the local ClickHouse, run every test with -race, then the
+## ClickHouse-facing ones again against a two-shard cluster (test-cluster).
 test: vet clickhouse
 	@# DP fine-tuning on Dolly, the filter experiment (sampling 5,000
 	@# instructions), the privacy audits and the million-record soak take
@@ -42,6 +51,19 @@ test: vet clickhouse
 	@# with it.
 	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit|TestSoakMillionRecords' ./models/dpsgd/ ./models/quality/ ./models/audit/ ./cmd/dpinstruct/
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-cluster
+
+## test-cluster: the sink's integration tests and the connector's scale-out,
+## DP, crash, output-topic, queue and budget tests again, in cluster mode
+## against a two-shard ClickHouse cluster (Distributed tables; the second
+## process of a test talks to the other shard's server). Stops the cluster
+## afterwards, pass or fail.
+CLUSTER_TESTS := TestThreeReplicas|TestDPProcessorWritesTwoWindows|TestCrashAndRestartWritesEachWindowExactlyOnce|TestOutputTopicGetsEachWindowExactlyOnce|TestQueueClaimProcessesExportImport|TestLifetimeCap
+test-cluster: cluster
+	eval "$$(deploy/local/cluster.sh env)"; \
+	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./sink/ && \
+	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) -run '$(CLUSTER_TESTS)' ./cmd/dpinstruct/; \
+	rc=$$?; deploy/local/cluster.sh stop; exit $$rc
 
 ## test-short: unit tests only (no ClickHouse, no process kills).
 test-short:

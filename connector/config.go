@@ -146,12 +146,18 @@ type ClickHouseConfig struct {
 	// Migrate applies pending schema migrations at start; off, the
 	// connector refuses to start on an outdated schema.
 	Migrate bool `yaml:"migrate" env:"MIGRATE"`
-	// Cluster, when set, names a cluster in the servers' <remote_servers>:
-	// migrations then run ON CLUSTER and create Replicated* tables (in
-	// ZooKeeper under /clickhouse/tables/{shard}/<database>/<table>), so
-	// every replica holds the output and the ledger, and a retried insert is
-	// stored once. Single-shard clusters only (no Distributed tables yet).
-	// Empty: one server, plain MergeTree tables.
+	// Cluster, when set, names a cluster in the servers' <remote_servers>
+	// (any number of shards and replicas): migrations then run ON CLUSTER,
+	// each table becomes a Replicated* table per shard (T_local, in
+	// ZooKeeper under /clickhouse/tables/{shard}/<database>/T_local) behind
+	// a Distributed table T sharded by its sorting key, inserts wait for
+	// every shard (insert_distributed_sync), and a retried insert is stored
+	// once. Trade-offs: each write costs a round trip to every shard it
+	// touches; with several replicas per shard the connector's ClickHouse
+	// user needs load_balancing=in_order (checked at start) so every
+	// replica of dpinstruct reads what another wrote; the shard count must
+	// not change for the life of a database. Empty: one server, plain
+	// MergeTree tables.
 	Cluster string `yaml:"cluster" env:"CLUSTER"`
 }
 

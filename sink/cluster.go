@@ -206,7 +206,7 @@ func (c *Client) checkCluster(ctx context.Context) error {
 	case replicas > 1 && balancing != "in_order":
 		return fmt.Errorf("sink: cluster %q on %s has shards with %d replicas, and the session's load_balancing is %q: "+
 			"set load_balancing to in_order in the settings profile of the connector's ClickHouse user "+
-			"(or add ?load_balancing=in_order to the DSN on ClickHouse 19.x+), so that what one replica of dpinstruct writes the next one reads",
+			"(or add ?load_balancing=in_order to the DSN on ClickHouse 19.x+), so that what one dpinstruct process writes the next one reads",
 			c.cfg.Cluster, c.addr, replicas, balancing)
 	}
 	return nil

@@ -184,6 +184,7 @@ func TestConfigRejectsBadClusterName(t *testing.T) {
 // testCluster is a private ZooKeeper and ClickHouse servers on loopback,
 // started with deploy/local/cluster.sh.
 type testCluster struct {
+	dir string   // cluster.sh's state directory
 	dsn []string // shard by shard, replica by replica
 }
 
@@ -230,8 +231,9 @@ func runScript(t *testing.T, script string, env []string, arg string) []byte {
 // cluster "dpinstruct", stopped when the test ends.
 func startTestCluster(t *testing.T, shards, replicas int) *testCluster {
 	t.Helper()
+	dir := t.TempDir()
 	env := []string{
-		"DPINSTRUCT_CLUSTER_DIR=" + t.TempDir(),
+		"DPINSTRUCT_CLUSTER_DIR=" + dir,
 		"DPINSTRUCT_CLUSTER_NAME=" + testClusterName,
 		"DPINSTRUCT_CLUSTER_SHARDS=" + strconv.Itoa(shards),
 		"DPINSTRUCT_CLUSTER_REPLICAS=" + strconv.Itoa(replicas),
@@ -239,7 +241,7 @@ func startTestCluster(t *testing.T, shards, replicas int) *testCluster {
 	}
 	t.Cleanup(func() { runScript(t, "cluster.sh", env, "stop") })
 	out := runScript(t, "cluster.sh", env, "start")
-	return &testCluster{dsn: strings.Fields(string(out))}
+	return &testCluster{dir: dir, dsn: strings.Fields(string(out))}
 }
 
 func openClusterClient(t *testing.T, dsn, db string) *Client {
@@ -361,6 +363,33 @@ func TestClusterReplicatedDDLAndDedup(t *testing.T) {
 		if got := count(t, c, "SELECT count() FROM "+c.table("published_instructions")); got != n {
 			t.Errorf("server %d: %d published rows, want %d", i+1, got, n)
 		}
+	}
+
+	// Without load_balancing=in_order a process could read a replica that
+	// has not fetched what another process wrote: Open refuses. The server
+	// re-reads its users file within seconds.
+	users := filepath.Join(tc.dir, "clickhouse1", "etc", "users.xml")
+	b, err := os.ReadFile(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, []byte(strings.Replace(string(b), "in_order", "random", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := Open(ctx, Config{DSN: tc.dsn[0], Database: db, Cluster: testClusterName})
+		if err != nil {
+			if !strings.Contains(err.Error(), `load_balancing is "random"`) {
+				t.Fatalf("Open with load_balancing=random: %v; want the load_balancing error", err)
+			}
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("Open kept accepting a cluster with replicas and load_balancing=random")
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

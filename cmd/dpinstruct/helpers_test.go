@@ -70,6 +70,32 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
+// testCluster is the ClickHouse cluster the tests run against
+// (DPINSTRUCT_CLICKHOUSE_CLUSTER, set by deploy/local/cluster.sh env), or ""
+// for a single server: connectors then run with clickhouse.cluster set.
+var testCluster = os.Getenv("DPINSTRUCT_CLICKHOUSE_CLUSTER")
+
+// peerDSN is the server another connector process connects to: in a
+// cluster run one on another shard (DPINSTRUCT_CLICKHOUSE_PEER_DSN), else
+// dsn itself. The database of dsn is kept.
+func peerDSN(t *testing.T, dsn string) string {
+	t.Helper()
+	peer := os.Getenv("DPINSTRUCT_CLICKHOUSE_PEER_DSN")
+	if peer == "" {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := url.Parse(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.Host
+	return u.String()
+}
+
 // freshDatabase points dsn at a new, empty database dropped after the test;
 // it returns that DSN, the database name and a connection.
 func freshDatabase(t *testing.T, dsn string) (string, string, driver.Conn) {
@@ -90,7 +116,11 @@ func freshDatabase(t *testing.T, dsn string) (string, string, driver.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		drop := "DROP DATABASE IF EXISTS " + db
+		if testCluster != "" {
+			drop += " ON CLUSTER " + testCluster
+		}
+		_ = conn.Exec(context.Background(), drop)
 		_ = conn.Close()
 	})
 	return u.String(), db, conn
@@ -158,6 +188,7 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
   session_timeout: 6s
 clickhouse:
   dsn: %s
+  cluster: %q
   max_attempts: 12
   initial_backoff: 100ms
   max_backoff: 2s
@@ -176,7 +207,7 @@ observability:
   listen: 127.0.0.1:0
   log_format: json
 instance: %s
-`, c.brokers, c.topic, c.group, c.topic, c.outputTopic, c.dsn, c.maxRecords, c.maxDuration, c.lease,
+`, c.brokers, c.topic, c.group, c.topic, c.outputTopic, c.dsn, testCluster, c.maxRecords, c.maxDuration, c.lease,
 		filepath.Join(t.TempDir(), "spill"), c.processor, c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {

@@ -35,6 +35,8 @@ func TestThreeReplicasSplitPartitionsAndSurviveAKill(t *testing.T) {
 		var env []string
 		if i == 1 {
 			env = []string{"DPINSTRUCT_FAULT=after-plan:1"}
+			// In a cluster run the victim talks to another shard's server.
+			c.dsn = peerDSN(t, c.dsn)
 		}
 		procs = append(procs, startProc(t, env, "run", "--config", writeE2EConfig(t, c)))
 	}
@@ -64,6 +66,13 @@ func TestThreeReplicasSplitPartitionsAndSurviveAKill(t *testing.T) {
 		}
 	}
 	ws := checkExactlyOnce(t, conn, dbName, ends)
+	if testCluster != "" {
+		// A cluster run really went through Distributed tables.
+		var engine string
+		if err := conn.QueryRow(context.Background(), "SELECT engine FROM system.tables WHERE database = ? AND name = 'windows'", dbName).Scan(&engine); err != nil || engine != "Distributed" {
+			t.Errorf("windows table engine = %q, %v; want Distributed in a cluster run", engine, err)
+		}
+	}
 
 	// The ledger: every written window's published attempt was charged,
 	// for the partition the window covered.
