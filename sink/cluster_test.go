@@ -254,6 +254,20 @@ func openClusterClient(t *testing.T, dsn, db string) *Client {
 	return c
 }
 
+// clusterClients starts a cluster of two servers (shards x replicas = 2)
+// and opens a cluster-mode client on each, on one fresh database. It runs
+// where the other ClickHouse tests run, and not in -short.
+func clusterClients(t *testing.T, shards, replicas int) (tc *testCluster, db string, c1, c2 *Client) {
+	t.Helper()
+	testDSN(t)
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and two ClickHouse servers; skipped in -short")
+	}
+	tc = startTestCluster(t, shards, replicas)
+	db = "dpi_cluster_" + randomSuffix(t)
+	return tc, db, openClusterClient(t, tc.dsn[0], db), openClusterClient(t, tc.dsn[1], db)
+}
+
 // eventually polls query on c until it returns want (replication is
 // asynchronous) or 20s pass.
 func eventually(t *testing.T, c *Client, want uint64, query string, args ...any) {
@@ -278,14 +292,7 @@ func eventually(t *testing.T, c *Client, want uint64, query string, args ...any)
 // the other, and the same insert retried through the other replica is
 // deduplicated by ClickHouse (one copy even without FINAL).
 func TestClusterReplicatedDDLAndDedup(t *testing.T) {
-	testDSN(t) // runs where the other ClickHouse tests run
-	if testing.Short() {
-		t.Skip("starts ZooKeeper and two ClickHouse servers; skipped in -short")
-	}
-	tc := startTestCluster(t, 1, 2)
-	db := "dpi_cluster_" + randomSuffix(t)
-	c1 := openClusterClient(t, tc.dsn[0], db)
-	c2 := openClusterClient(t, tc.dsn[1], db)
+	tc, db, c1, c2 := clusterClients(t, 1, 2)
 	ctx := testCtx(t)
 
 	applied, err := c1.Migrate(ctx)
@@ -400,14 +407,7 @@ func TestClusterReplicatedDDLAndDedup(t *testing.T) {
 // server 2 still leaves one copy: the retry splits into the same per-shard
 // blocks, which each shard's replicated table deduplicates.
 func TestClusterShardedWritesSplitAndDedup(t *testing.T) {
-	testDSN(t) // runs where the other ClickHouse tests run
-	if testing.Short() {
-		t.Skip("starts ZooKeeper and two ClickHouse servers; skipped in -short")
-	}
-	tc := startTestCluster(t, 2, 1)
-	db := "dpi_sharded_" + randomSuffix(t)
-	c1 := openClusterClient(t, tc.dsn[0], db)
-	c2 := openClusterClient(t, tc.dsn[1], db)
+	_, _, c1, c2 := clusterClients(t, 2, 1)
 	ctx := testCtx(t)
 	if _, err := c1.Migrate(ctx); err != nil {
 		t.Fatalf("migrate through server 1: %v", err)
