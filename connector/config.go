@@ -136,9 +136,9 @@ type ClickHouseConfig struct {
 	DSN string `yaml:"dsn" env:"DSN"`
 	// DSNFile, when set, names a file holding the DSN (a mounted Kubernetes
 	// secret, say), read once at start; it replaces DSN. TLS is asked for
-	// in the DSN itself: ?secure=true (verified against the system roots,
-	// which SSL_CERT_FILE can point elsewhere) and &skip_verify=true to
-	// accept any certificate (encrypted, not authenticated).
+	// either in the DSN (?secure=true, verified against the system roots;
+	// &skip_verify=true accepts any certificate) or, with a private CA or a
+	// client certificate, in TLS below, which then replaces the DSN's.
 	DSNFile        string        `yaml:"dsn_file" env:"DSN_FILE"`
 	MaxAttempts    int           `yaml:"max_attempts" env:"MAX_ATTEMPTS"`
 	InitialBackoff time.Duration `yaml:"initial_backoff" env:"INITIAL_BACKOFF"`
@@ -159,6 +159,11 @@ type ClickHouseConfig struct {
 	// not change for the life of a database. Empty: one server, plain
 	// MergeTree tables.
 	Cluster string `yaml:"cluster" env:"CLUSTER"`
+	// TLS, when enabled, encrypts the native protocol with these files and
+	// checks (the same fields as kafka.tls): ca_file for a private CA,
+	// cert_file and key_file for mutual TLS. Point the DSN at the server's
+	// TLS port (tcp_port_secure, 9440 by convention).
+	TLS TLSConfig `yaml:"tls" envPrefix:"TLS_"`
 }
 
 // clusterNameRe: clickhouse.cluster is spliced into DDL (ON CLUSTER).
@@ -504,6 +509,7 @@ func (c Config) Validate() error {
 		bad("kafka.session_timeout", "must be at least 1s, got %s", c.Kafka.SessionTimeout)
 	}
 	c.validateKafkaSecurity(bad)
+	c.ClickHouse.TLS.validate("clickhouse.tls", bad)
 	if !strings.HasPrefix(c.ClickHouse.DSN, "clickhouse://") {
 		field := "clickhouse.dsn"
 		if c.ClickHouse.DSNFile != "" {
@@ -625,21 +631,25 @@ func (c Config) validateKafkaSecurity(bad func(field, reason string, args ...any
 	default:
 		bad("kafka.sasl.mechanism", "must be empty, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", s.Mechanism)
 	}
-	t := c.Kafka.TLS
+	c.Kafka.TLS.validate("kafka.tls", bad)
+}
+
+// validate checks a TLS section whose fields are named prefix.<field>.
+func (t TLSConfig) validate(prefix string, bad func(field, reason string, args ...any)) {
 	if !t.Enabled {
 		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
-			bad("kafka.tls.enabled", "must be true when other kafka.tls fields are set")
+			bad(prefix+".enabled", "must be true when other %s fields are set", prefix)
 		}
 		return
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		bad("kafka.tls.cert_file", "and kafka.tls.key_file must be set together")
+		bad(prefix+".cert_file", "and %s.key_file must be set together", prefix)
 		return
 	}
 	if _, err := stream.NewTLSConfig(t.files()); err != nil {
-		field := "kafka.tls.ca_file"
+		field := prefix + ".ca_file"
 		if t.CertFile != "" && !strings.Contains(err.Error(), "CA file") {
-			field = "kafka.tls.cert_file"
+			field = prefix + ".cert_file"
 		}
 		bad(field, "%v", err)
 	}

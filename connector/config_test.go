@@ -193,6 +193,16 @@ func TestLoadConfigSecurityFields(t *testing.T) {
 		{name: "ca file without pem", body: "kafka:\n  tls:\n    enabled: true\n    ca_file: " + caFile + "\n", field: "kafka.tls.ca_file"},
 		{name: "cert without key", body: "kafka:\n  tls:\n    enabled: true\n    cert_file: " + caFile + "\n", field: "kafka.tls.cert_file"},
 		{name: "bad client cert", body: "kafka:\n  tls:\n    enabled: true\n    cert_file: " + caFile + "\n    key_file: " + caFile + "\n", field: "kafka.tls.cert_file"},
+		{name: "clickhouse tls field without enabled", body: "clickhouse:\n  tls:\n    ca_file: " + caFile + "\n", field: "clickhouse.tls.enabled"},
+		{name: "clickhouse missing ca file", body: "clickhouse:\n  tls:\n    enabled: true\n    ca_file: " + missing + "\n", field: "clickhouse.tls.ca_file"},
+		{name: "clickhouse cert without key", body: "clickhouse:\n  tls:\n    enabled: true\n    cert_file: " + caFile + "\n", field: "clickhouse.tls.cert_file"},
+		{name: "clickhouse tls from env", env: map[string]string{"DPINSTRUCT_CLICKHOUSE_TLS_ENABLED": "true", "DPINSTRUCT_CLICKHOUSE_TLS_SERVER_NAME": "ch.internal"},
+			check: func(t *testing.T, c Config) {
+				sc, err := SinkConfig(c.ClickHouse)
+				if err != nil || sc.TLS == nil || sc.TLS.ServerName != "ch.internal" {
+					t.Errorf("SinkConfig = %+v, %v; want TLS for ch.internal", sc.TLS, err)
+				}
+			}},
 		{name: "missing dsn file", body: "clickhouse:\n  dsn_file: " + missing + "\n", field: "clickhouse.dsn_file"},
 		{name: "dsn file with http", body: "clickhouse:\n  dsn_file: " + httpDSN + "\n", field: "clickhouse.dsn_file"},
 		{name: "dsn file wins over dsn", body: "clickhouse:\n  dsn: clickhouse://a@b:1/c\n  dsn_file: " + goodDSN + "\n",

@@ -24,14 +24,31 @@ func NewLogger(w io.Writer, cfg ObservabilityConfig) *slog.Logger {
 }
 
 // SinkConfig maps the connector's ClickHouse settings onto the sink's.
-func SinkConfig(cfg ClickHouseConfig) sink.Config {
-	return sink.Config{
+func SinkConfig(cfg ClickHouseConfig) (sink.Config, error) {
+	sc := sink.Config{
 		DSN:            cfg.DSN,
 		MaxAttempts:    cfg.MaxAttempts,
 		InitialBackoff: cfg.InitialBackoff,
 		MaxBackoff:     cfg.MaxBackoff,
 		Cluster:        cfg.Cluster,
 	}
+	if cfg.TLS.Enabled {
+		tlsConfig, err := stream.NewTLSConfig(cfg.TLS.files())
+		if err != nil {
+			return sink.Config{}, fmt.Errorf("clickhouse.tls: %w", err)
+		}
+		sc.TLS = tlsConfig
+	}
+	return sc, nil
+}
+
+// OpenSink opens the ClickHouse sink cfg describes.
+func OpenSink(ctx context.Context, cfg ClickHouseConfig) (*sink.Client, error) {
+	sc, err := SinkConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sink.Open(ctx, sc)
 }
 
 // RunOptions are the knobs of one `dpinstruct run`.
@@ -82,7 +99,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 	if err := stream.CheckBrokers(ctx, cfg.Kafka.Brokers, sec.Dialer(), 10*time.Second); err != nil {
 		return fmt.Errorf("kafka (kafka.brokers): %w", err)
 	}
-	ch, err := sink.Open(ctx, SinkConfig(cfg.ClickHouse))
+	ch, err := OpenSink(ctx, cfg.ClickHouse)
 	if err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
 	}

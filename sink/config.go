@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"crypto/tls"
 	"fmt"
 	"regexp"
 	"time"
@@ -40,6 +41,10 @@ type Config struct {
 	// and nothing the connector commits depends on replication having
 	// caught up, as long as the first replica of each shard is up.
 	Cluster string
+	// TLS, when set, encrypts connections with this configuration and
+	// replaces whatever TLS the DSN asks for (?secure=true,
+	// &skip_verify=true): a private CA or a client certificate.
+	TLS *tls.Config
 }
 
 const (
@@ -112,6 +117,9 @@ func (c Config) options() (*clickhouse.Options, string, redactor, error) {
 				opt.Settings[k] = v
 			}
 		}
+	}
+	if c.TLS != nil {
+		opt.TLS = c.TLS.Clone()
 	}
 	opt.Auth.Database = ""
 	opt.DialTimeout = c.DialTimeout

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dpinstruct/dpinstruct/connector"
-	"github.com/dpinstruct/dpinstruct/sink"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -31,7 +30,7 @@ Works with ClickHouse 18.16 (Debian 12's package) and current releases.`,
 			if dsn != "" {
 				cfg.DSN = dsn
 			}
-			ch, err := sink.Open(cmd.Context(), connector.SinkConfig(cfg))
+			ch, err := connector.OpenSink(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

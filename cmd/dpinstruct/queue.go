@@ -25,7 +25,7 @@ func openQueueSink(cmd *cobra.Command, dsn string) (*sink.Client, error) {
 	if dsn != "" {
 		cfg.DSN = dsn
 	}
-	ch, err := sink.Open(cmd.Context(), connector.SinkConfig(cfg))
+	ch, err := connector.OpenSink(cmd.Context(), cfg)
 	if err != nil {
 		return nil, err
 	}

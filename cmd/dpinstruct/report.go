@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dpinstruct/dpinstruct/connector"
-	"github.com/dpinstruct/dpinstruct/sink"
 )
 
 func newReportCmd() *cobra.Command {
@@ -34,7 +33,7 @@ stream metadata; it never reads the private topic.`,
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			ch, err := sink.Open(ctx, connector.SinkConfig(cfg.ClickHouse))
+			ch, err := connector.OpenSink(ctx, cfg.ClickHouse)
 			if err != nil {
 				return err
 			}

@@ -442,6 +442,9 @@ clickhouse:
   dsn_file: %s
   max_attempts: 3
   initial_backoff: 100ms
+  tls:
+    enabled: true
+    ca_file: %s
 window:
   max_records: 150
   lease: 3s
@@ -452,12 +455,16 @@ observability:
   listen: 127.0.0.1:0
   log_level: debug
 instance: tls-0
-`, addr, writeFile(t, "dsn", dsn+"\n"), filepath.Join(t.TempDir(), "spill"))
+`, addr, writeFile(t, "dsn", dsn+"\n"), pki.caFile, filepath.Join(t.TempDir(), "spill"))
 	cfg := writeFile(t, "config.yaml", cfgBody)
-	// Go takes the CA from SSL_CERT_FILE in place of the system roots.
+	// The private CA comes from clickhouse.tls.ca_file; without it,
+	// ?secure=true checks the system roots, which Go takes from
+	// SSL_CERT_FILE when set.
+	noCA := strings.Replace(cfgBody, "    ca_file: ", "    # ca_file: ", 1)
+	noCA = strings.Replace(noCA, "  tls:\n    enabled: true\n", "", 1)
 	caEnv := []string{"SSL_CERT_FILE=" + pki.caFile}
 
-	check := startProc(t, caEnv, "config", "check", "--config", cfg)
+	check := startProc(t, nil, "config", "check", "--config", cfg)
 	if code := check.wait(30 * time.Second); code != 0 {
 		t.Fatalf("config check: exit %d:\n%s", code, check.output())
 	}
@@ -466,7 +473,7 @@ instance: tls-0
 		t.Errorf("config check should show the DSN from the file, masked:\n%s", check.output())
 	}
 
-	run := startProc(t, caEnv, "run", "--config", cfg, "--max-windows", "1")
+	run := startProc(t, nil, "run", "--config", cfg, "--max-windows", "1")
 	if code := run.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("run: exit %d:\n%s", code, run.output())
 	}
@@ -476,18 +483,21 @@ instance: tls-0
 	}
 
 	// Without the CA the certificate check fails; with a wrong password the
-	// login does. Both exit 1 and show no password.
+	// login does (past a TLS handshake checked with ca_file, or with the
+	// system roots from SSL_CERT_FILE). All exit 1 and show no password.
 	wrongPW := "wrong-" + randomHex(t, 8)
 	wrong := strings.Replace(dsn, password, wrongPW, 1)
 	for name, c := range map[string]struct {
+		body string
 		env  []string
 		dsn  string
 		want string
 	}{
-		"unknown CA":     {nil, dsn, "certificate"},
-		"wrong password": {caEnv, wrong, "password"},
+		"unknown CA":                    {noCA, nil, dsn, "certificate"},
+		"wrong password, ca_file":       {cfgBody, nil, wrong, "password"},
+		"wrong password, SSL_CERT_FILE": {noCA, caEnv, wrong, "password"},
 	} {
-		body := strings.Replace(cfgBody, "dsn_file: ", "dsn_file: "+writeFile(t, "dsn", c.dsn)+"\n  # ", 1)
+		body := strings.Replace(c.body, "dsn_file: ", "dsn_file: "+writeFile(t, "dsn", c.dsn)+"\n  # ", 1)
 		p := startProc(t, c.env, "run", "--config", writeFile(t, "c.yaml", body), "--max-windows", "1")
 		if code := p.wait(time.Minute); code != 1 {
 			t.Errorf("%s: exit %d, want 1:\n%s", name, code, p.output())

@@ -28,7 +28,7 @@ under-counts. The last line is machine-readable:
 			if err != nil {
 				return usageError{err}
 			}
-			ch, err := sink.Open(cmd.Context(), connector.SinkConfig(cfg.ClickHouse))
+			ch, err := connector.OpenSink(cmd.Context(), cfg.ClickHouse)
 			if err != nil {
 				return err
 			}

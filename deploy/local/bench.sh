@@ -9,7 +9,10 @@
 #     DPINSTRUCT_BENCH_RECORDS records (default 1,000,000) in an in-process
 #     kfake broker;
 #   * sink: BenchmarkWriteWindow, 100k rows of Dolly texts into ClickHouse
-#     through WriteWindow vs a raw clickhouse-go batch.
+#     through WriteWindow vs a raw clickhouse-go batch, on the local server
+#     and then in cluster mode on a two-shard cluster on loopback
+#     (deploy/local/cluster.sh, started and stopped here), where both go
+#     through the Distributed table.
 # Takes under a minute on a 2-core machine (most of it compiling). Needs the local ClickHouse
 # (deploy/local/clickhouse.sh start) and ../shared/data/dolly/prompts.jsonl.
 #
@@ -40,3 +43,12 @@ go test -run '^$' -bench '^BenchmarkIngest$' -benchtime "${iters}x" -timeout 15m
 # whole 1M-record run as one write): the ledger row is a fixed cost per window.
 DPINSTRUCT_BENCH_WINDOW_ROWS=100000 go test -run '^$' -bench '^BenchmarkWriteWindow$' -benchtime "${iters}x" -timeout 10m ./sink/
 DPINSTRUCT_BENCH_WINDOW_ROWS=1000000 go test -run '^$' -bench '^BenchmarkWriteWindow$' -benchtime "${iters}x" -timeout 10m ./sink/
+# Cluster mode: ZooKeeper + two shards on this machine (the same cores), so
+# the ratio to the single-server rows/s shows the cost of the Distributed
+# layer and the synchronous per-shard inserts, not of a network.
+deploy/local/cluster.sh start >/dev/null
+trap 'deploy/local/cluster.sh stop >/dev/null 2>&1' EXIT
+(
+	eval "$(deploy/local/cluster.sh env)"
+	DPINSTRUCT_BENCH_WINDOW_ROWS=100000 go test -run '^$' -bench '^BenchmarkWriteWindow$' -benchtime "${iters}x" -timeout 10m ./sink/
+)
