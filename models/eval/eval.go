@@ -169,12 +169,16 @@ func runFilter(ctx context.Context, realE, synE [][]float32, synthetic []string,
 	}
 	// Eval data is visible, so the report shows the exact real shares.
 	fr.RealShare = filter.NoisyHistogram(votes, 0, nil)
-	fr.PoolShare = shares(res.PoolCounts)
-	counts := make([]int, res.Clusters)
-	for _, cl := range res.SelectedCluster {
-		counts[cl]++
+	pool := make([]float64, res.Clusters)
+	for cl, n := range res.PoolCounts {
+		pool[cl] = float64(n)
 	}
-	fr.SelectedShare = shares(counts)
+	fr.PoolShare = filter.Normalise(pool)
+	selected := make([]float64, res.Clusters)
+	for _, cl := range res.SelectedCluster {
+		selected[cl]++
+	}
+	fr.SelectedShare = filter.Normalise(selected)
 
 	sel := make([][]float32, len(res.Selected))
 	texts := make([]string, len(res.Selected))
@@ -187,20 +191,6 @@ func runFilter(ctx context.Context, realE, synE [][]float32, synthetic []string,
 		return nil, fmt.Errorf("eval: MAUVE after the filter: %w", err)
 	}
 	return fr, nil
-}
-
-func shares(counts []int) []float64 {
-	var total int
-	for _, c := range counts {
-		total += c
-	}
-	out := make([]float64, len(counts))
-	for i, c := range counts {
-		if total > 0 {
-			out[i] = float64(c) / float64(total)
-		}
-	}
-	return out
 }
 
 // Words splits on whitespace: the default tokenization.

@@ -25,7 +25,7 @@ func benchBatch(B, T, vocab int) [][]int32 {
 }
 
 func benchTrain(b *testing.B, set TrainSet) {
-	requireBackendB(b)
+	requireBackend(b)
 	m, err := New(benchConfig(), 1)
 	if err != nil {
 		b.Fatal(err)
@@ -63,7 +63,7 @@ func BenchmarkTrainStepLoRA(b *testing.B) { benchTrain(b, TrainAdapters) }
 // BenchmarkGenerate: sampling 32 sequences of 64 tokens (EOS ignored by
 // construction: a random model rarely emits it) with the KV cache.
 func BenchmarkGenerate(b *testing.B) {
-	requireBackendB(b)
+	requireBackend(b)
 	m, err := New(benchConfig(), 1)
 	if err != nil {
 		b.Fatal(err)

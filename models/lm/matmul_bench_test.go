@@ -14,7 +14,7 @@ import (
 // matrix) and on square ones, in GFLOP/s (2*M*K*N per product, host copies
 // included). docs/BENCHMARKS.md sets it next to the machine's peak.
 func BenchmarkMatmul(b *testing.B) {
-	requireBackendB(b)
+	requireBackend(b)
 	backend, err := DefaultBackend()
 	if err != nil {
 		b.Fatal(err)
