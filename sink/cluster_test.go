@@ -191,11 +191,13 @@ type testCluster struct {
 const testClusterName = "dpinstruct"
 
 // freePortBlock returns a port p such that p and the n ports after it are
-// free now (cluster.sh puts ZooKeeper on p and the servers above it).
+// free now (cluster.sh puts ZooKeeper on p and the servers above it). The
+// block lies below Linux's ephemeral range (32768 and up), so an outgoing
+// connection cannot take one of its ports before the servers bind them.
 func freePortBlock(t *testing.T, n int) int {
 	t.Helper()
 	for range 50 {
-		base := 30000 + mrand.IntN(25000)
+		base := 20000 + mrand.IntN(32000-20000-n)
 		free := true
 		for p := base; p <= base+n && free; p++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
