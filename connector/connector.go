@@ -806,7 +806,17 @@ func (c *Connector) finishReplay(ctx context.Context, ps *partitionState) error 
 // it, then takes it over. It returns the plan's latest state, or
 // errRestartSource when the plan turns out not to be a winner (abandoned by
 // its owner, or beaten by a plan this run had not seen).
+//
+// Two instances can see the same lapsed lease at the same moment and both
+// take it over. So a takeover is settled the way plans are: renew, wait
+// window.plan_settle, read back, and keep the window only if the ledger
+// names this instance its owner. The ledger keeps the renewal with the
+// highest version, the same answer for every reader, so exactly one
+// instance goes on; the others wait on its lease. Without this both would
+// process the window: one attempt wasted, and charged to the privacy
+// budget for nothing.
 func (c *Connector) awaitLease(ctx context.Context, plan sink.Window, key partitionKey) (sink.Window, error) {
+	renewed := false
 	for {
 		plans, err := c.plansFrom(ctx, key, rangeOf(plan, key).First)
 		if err != nil {
@@ -823,20 +833,30 @@ func (c *Connector) awaitLease(ctx context.Context, plan sink.Window, key partit
 		if plan.Status == sink.StatusWritten {
 			return plan, nil
 		}
+		if renewed {
+			if plan.Owner == c.cfg.Instance {
+				return plan, nil
+			}
+			c.log.Info("another instance took the window over at the same time; waiting on its lease",
+				"window", plan.ID, "owner", plan.Owner)
+			renewed = false
+		}
 		if plan.Owner == c.cfg.Instance || !time.Now().Before(plan.LeaseUntil) {
-			break
+			until := time.Now().Add(c.cfg.Window.Lease)
+			if err := c.deps.Ledger.RenewLease(ctx, plan, c.cfg.Instance, until); err != nil {
+				return plan, fmt.Errorf("taking over window %s: %w", plan.ID, err)
+			}
+			renewed = true
+			if err := sleep(ctx, c.cfg.Window.PlanSettle); err != nil {
+				return plan, err
+			}
+			continue
 		}
 		c.log.Info("window is leased by another instance; waiting", "window", plan.ID, "owner", plan.Owner, "until", plan.LeaseUntil)
 		if err := sleep(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
 			return plan, err
 		}
 	}
-	until := time.Now().Add(c.cfg.Window.Lease)
-	if err := c.deps.Ledger.RenewLease(ctx, plan, c.cfg.Instance, until); err != nil {
-		return plan, fmt.Errorf("taking over window %s: %w", plan.ID, err)
-	}
-	plan.Owner, plan.LeaseUntil = c.cfg.Instance, until
-	return plan, nil
 }
 
 // process runs the processor on a planned window, writes the result, and

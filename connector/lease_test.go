@@ -1,0 +1,110 @@
+package connector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dpinstruct/dpinstruct/sink"
+)
+
+// TestSimultaneousTakeoverHasOneWinner: three instances find the same
+// planned window with a lapsed lease at the same moment. Exactly one takes
+// it over; the others keep waiting on the winner's lease (here until their
+// context ends), so the window is processed (and charged) once.
+func TestSimultaneousTakeoverHasOneWinner(t *testing.T) {
+	dsn := os.Getenv("DPINSTRUCT_CLICKHOUSE_DSN")
+	if dsn == "" || testing.Short() {
+		t.Skip("needs ClickHouse (DPINSTRUCT_CLICKHOUSE_DSN; make test sets it)")
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	db := "dpi_lease_" + hex.EncodeToString(suffix)
+	ctx := context.Background()
+	open := func() *sink.Client {
+		t.Helper()
+		c, err := sink.Open(ctx, sink.Config{DSN: dsn, Database: db, Cluster: os.Getenv("DPINSTRUCT_CLICKHOUSE_CLUSTER")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	admin := open()
+	t.Cleanup(func() {
+		drop := "DROP DATABASE IF EXISTS " + db
+		if cl := os.Getenv("DPINSTRUCT_CLICKHOUSE_CLUSTER"); cl != "" {
+			drop += " ON CLUSTER " + cl
+		}
+		_ = admin.Conn().Exec(context.Background(), drop)
+	})
+	if _, err := admin.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := partitionKey{topic: "in", partition: 0}
+	ranges := []sink.Range{{Topic: "in", Partition: 0, First: 0, Last: 99}}
+	plan := sink.Window{ID: WindowID("g", ranges), Group: "g", Owner: "crashed", Ranges: ranges,
+		LeaseUntil: time.Now().Add(-time.Minute).Truncate(time.Second), ConfiguredRecords: 100,
+		OpenedAt: time.Now().Add(-2 * time.Minute).Truncate(time.Second), Processor: "count", Params: "{}"}
+	if err := admin.PlanWindow(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+
+	const instances = 3
+	type result struct {
+		owner string
+		err   error
+	}
+	results := make([]result, instances)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range instances {
+		cfg := DefaultConfig()
+		cfg.Kafka.GroupID = "g"
+		cfg.Instance = "inst-" + string(rune('a'+i))
+		cfg.Window.Lease = 20 * time.Second
+		cfg.Window.PlanSettle = 1500 * time.Millisecond
+		c := &Connector{cfg: cfg, deps: Deps{Ledger: open(), Metrics: NewMetrics()},
+			log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// Longer than a takeover (one settle), shorter than the lease.
+			actx, cancel := context.WithTimeout(ctx, 8*time.Second)
+			defer cancel()
+			got, err := c.awaitLease(actx, plan, key)
+			results[i] = result{got.Owner, err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var winners []string
+	for i, r := range results {
+		switch {
+		case r.err == nil:
+			if r.owner != "inst-"+string(rune('a'+i)) {
+				t.Errorf("instance %d returned a plan owned by %q", i, r.owner)
+			}
+			winners = append(winners, r.owner)
+		case !errors.Is(r.err, context.DeadlineExceeded):
+			t.Errorf("instance %d: %v", i, r.err)
+		}
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d instances took the window over (%v), want exactly 1", len(winners), winners)
+	}
+	got, ok, err := admin.Window(ctx, plan.ID)
+	if err != nil || !ok || got.Owner != winners[0] {
+		t.Errorf("ledger names owner %q (%v, %v), want the winner %s", got.Owner, ok, err, winners[0])
+	}
+}
