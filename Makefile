@@ -53,7 +53,7 @@ test: vet clickhouse
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-cluster
 
-## test-cluster: the sink's integration tests and the connector's scale-out,
+## test-cluster: the sink and connector packages' tests, and dpinstruct's scale-out,
 ## DP, crash, output-topic, queue and budget tests again, in cluster mode
 ## against a two-shard ClickHouse cluster (Distributed tables; the second
 ## process of a test talks to the other shard's server). Stops the cluster
@@ -61,7 +61,7 @@ test: vet clickhouse
 CLUSTER_TESTS := TestThreeReplicas|TestDPProcessorWritesTwoWindows|TestCrashAndRestartWritesEachWindowExactlyOnce|TestOutputTopicGetsEachWindowExactlyOnce|TestQueueClaimProcessesExportImport|TestLifetimeCap
 test-cluster: cluster
 	eval "$$(deploy/local/cluster.sh env)"; \
-	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./sink/ && \
+	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./sink/ ./connector/ && \
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) -run '$(CLUSTER_TESTS)' ./cmd/dpinstruct/; \
 	rc=$$?; deploy/local/cluster.sh stop; exit $$rc
 

@@ -85,6 +85,10 @@ type Connector struct {
 	lastProgress time.Time
 	// spillDir is this instance's own directory under window.spill_dir.
 	spillDir string
+	// shutdown is Run's context: it ends at SIGTERM, while the work
+	// context lives on for up to shutdown_timeout to finish a window. Waits
+	// that hold no work (on another instance's lease) end with it.
+	shutdown context.Context
 }
 
 type partitionKey struct {
@@ -199,6 +203,7 @@ func (c *Connector) Written() int { return c.written }
 // committed; windows still filling are dropped uncommitted, to be re-read
 // by the next run.
 func (c *Connector) Run(ctx context.Context) error {
+	c.shutdown = ctx
 	done := make(chan struct{})
 	defer close(done)
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -853,7 +858,7 @@ func (c *Connector) awaitLease(ctx context.Context, plan sink.Window, key partit
 			continue
 		}
 		c.log.Info("window is leased by another instance; waiting", "window", plan.ID, "owner", plan.Owner, "until", plan.LeaseUntil)
-		if err := sleep(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
+		if err := c.sleepUnlessShutdown(ctx, min(time.Until(plan.LeaseUntil)+10*time.Millisecond, time.Second)); err != nil {
 			return plan, err
 		}
 	}
@@ -991,6 +996,25 @@ func describe(p Processor) (string, string) {
 		return d.Describe()
 	}
 	return fmt.Sprintf("%T", p), "{}"
+}
+
+// sleepUnlessShutdown is sleep that also ends, with context.Canceled, when
+// the connector is asked to shut down: for waits that hold nothing (no
+// charge made, no offsets to commit), so SIGTERM need not wait them out.
+func (c *Connector) sleepUnlessShutdown(ctx context.Context, d time.Duration) error {
+	if c.shutdown == nil {
+		return sleep(ctx, d)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(c.shutdown, stop)()
+	if err := sleep(sctx, d); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return context.Canceled
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
