@@ -13,8 +13,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/lm"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
-	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 	"github.com/dpinstruct/dpinstruct/sink"
 	"github.com/dpinstruct/dpinstruct/stream"
 )
@@ -112,22 +110,13 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 	if len(texts) == 0 {
 		return &Result{}, nil
 	}
-	dir, cleanup, err := p.modelDir()
-	if err != nil {
-		return nil, err
-	}
-	defer cleanup()
 	be, err := lm.BackendFromName(p.cfg.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("dp processor: processor.backend: %w", err)
 	}
-	m, err := lm.Load(dir, lm.WithBackend(be))
+	m, tok, err := base.Open(p.cfg.BaseModel, lm.WithBackend(be))
 	if err != nil {
-		return nil, fmt.Errorf("dp processor: base model: %w", err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
-	if err != nil {
-		return nil, fmt.Errorf("dp processor: tokenizer: %w", err)
+		return nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
 	}
 	embedder := func(pool []string) (embed.Embedder, error) {
 		if p.cfg.Embedding == "lexical" {
@@ -135,7 +124,7 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 			return lex, lex.Fit(ctx, pool) // synthetic texts only
 		}
 		// The base model, loaded again: m now carries the window's adapters.
-		bm, err := lm.Load(dir, lm.WithBackend(be))
+		bm, _, err := base.Open(p.cfg.BaseModel, lm.WithBackend(be))
 		if err != nil {
 			return nil, err
 		}
@@ -194,14 +183,6 @@ func readWindow(w *Window) (texts, users []string, err error) {
 // generatorVersion names the generator the rows came from: the shipped
 // base model plus per-window DP adapters.
 const generatorVersion = "base-v1+dp-lora"
-
-func (p *DPProcessor) modelDir() (string, func(), error) {
-	dir, cleanup, err := base.Folder(p.cfg.BaseModel)
-	if err != nil {
-		return "", nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
-	}
-	return dir, cleanup, nil
-}
 
 // logProgress logs stage starts (counts only) and forwards to also.
 type logProgress struct {

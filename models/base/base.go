@@ -10,6 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/pretrain"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 // Dir is the model folder in the repository, relative to its root: the
@@ -59,4 +63,24 @@ func Folder(dir string) (folder string, cleanup func(), err error) {
 		return dir, func() {}, nil
 	}
 	return Extract()
+}
+
+// Open loads the model folder dir (empty: the shipped model) with opts and
+// the tokenizer saved next to it. Both are read into memory, so nothing
+// extracted outlives the call.
+func Open(dir string, opts ...lm.Option) (*lm.Model, *tokenizer.Tokenizer, error) {
+	folder, cleanup, err := Folder(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cleanup()
+	m, err := lm.Load(folder, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model: %w", err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(folder, pretrain.TokenizerFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return m, tok, nil
 }

@@ -2,7 +2,6 @@ package base
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +10,10 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
-// load extracts and loads the shipped model and its tokenizer.
+// load loads the shipped model and its tokenizer.
 func load(tb testing.TB) (*lm.Model, *tokenizer.Tokenizer) {
 	tb.Helper()
-	dir, cleanup, err := Extract()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(cleanup)
-	m, err := lm.Load(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	m, tok, err := Open("")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/pretrain"
 	"github.com/dpinstruct/dpinstruct/models/privacy"
-	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 // End-to-end DP training checks for the requirement "a small model on a toy
@@ -188,16 +187,7 @@ func TestDollyLossFallsAtEpsilon4(t *testing.T) {
 	if len(texts) < 1000 {
 		t.Skipf("only %d Dolly prompts", len(texts))
 	}
-	dir, cleanup, err := base.Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
-	m, err := lm.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	m, tok, err := base.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

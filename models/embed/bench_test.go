@@ -2,14 +2,10 @@ package embed
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/corpus"
-	"github.com/dpinstruct/dpinstruct/models/lm"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
-	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 // dollyPrompts reads the Dolly prompts from the shared data folder (never
@@ -50,16 +46,7 @@ func BenchmarkLexicalEmbed(b *testing.B) {
 // model (mean-pooled hidden states).
 func BenchmarkModelEmbed(b *testing.B) {
 	texts := dollyPrompts(b)[:1024]
-	dir, cleanup, err := base.Extract()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cleanup()
-	m, err := lm.Load(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+	m, tok, err := base.Open("")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,26 +2,13 @@ package embed
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
-	"github.com/dpinstruct/dpinstruct/models/lm"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
-	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 func TestModelEmbeddingIsPerText(t *testing.T) {
-	dir, cleanup, err := base.Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
-	m, err := lm.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+	m, tok, err := base.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package quality
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/internal/racebuild"
@@ -13,7 +12,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/filter"
 	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/mauve"
-	"github.com/dpinstruct/dpinstruct/models/pretrain"
 	"github.com/dpinstruct/dpinstruct/models/privacy"
 	"github.com/dpinstruct/dpinstruct/models/synth"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
@@ -41,16 +39,7 @@ func dollyPrompts(t *testing.T) []string {
 
 func baseModel(t *testing.T) (*lm.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	dir, cleanup, err := base.Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cleanup)
-	m, err := lm.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, pretrain.TokenizerFile))
+	m, tok, err := base.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}
