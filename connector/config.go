@@ -237,6 +237,12 @@ type ProcessorConfig struct {
 	// window.json naming the window, generator version and privacy plan:
 	// DP output, safe to keep and to sample from later. Empty disables.
 	CheckpointDir string `yaml:"checkpoint_dir" env:"CHECKPOINT_DIR"`
+	// KeepCheckpoints bounds CheckpointDir: after each save, window folders
+	// beyond the newest KeepCheckpoints are deleted, so a long-running
+	// connector does not fill its disk (in Kubernetes, an emptyDir over its
+	// sizeLimit gets the pod evicted). 0 keeps them all. Default 20
+	// (~200 MB).
+	KeepCheckpoints int `yaml:"keep_checkpoints" env:"KEEP_CHECKPOINTS"`
 }
 
 // PrivacyConfig is the privacy budget: what each window may spend and what
@@ -337,7 +343,7 @@ func DefaultConfig() Config {
 		},
 		Processor: ProcessorConfig{Name: "dp", RowsPerRecords: 10, ExpectedBatch: 32, Epochs: 1, Clip: 1, LearningRate: 5e-3,
 			SeqLen: 32, HistogramSigma: 5, PoolFactor: 5, OutputFactor: 1, Embedding: "model",
-			CheckpointDir: ".dpinstruct/checkpoints", Backend: "go"},
+			CheckpointDir: ".dpinstruct/checkpoints", KeepCheckpoints: 20, Backend: "go"},
 		Privacy: PrivacyConfig{Epsilon: 4, Delta: 1e-6, Unit: "record", MaxRecordsPerUser: 4},
 		Observability: ObservabilityConfig{
 			Listen:    "127.0.0.1:9464",
@@ -549,6 +555,9 @@ func (c Config) Validate() error {
 		if !(v >= 0) || math.IsInf(v, 0) {
 			bad(field, "must be a finite number >= 0 (0: the method's default), got %v", v)
 		}
+	}
+	if c.Processor.KeepCheckpoints < 0 {
+		bad("processor.keep_checkpoints", "must be >= 0 (0: keep every checkpoint), got %d", c.Processor.KeepCheckpoints)
 	}
 	if c.Processor.SeqLen == 1 {
 		bad("processor.seq_len", "must be at least 2 (an instruction token and the end of text)")

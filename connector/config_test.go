@@ -82,6 +82,7 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"never closes", "window:\n  max_records: 0\n  max_duration: 0s\n", "window.max_records"},
 		{"settle too short", "window:\n  plan_settle: 500ms\n", "window.plan_settle"},
 		{"unknown processor", "processor:\n  name: gpt\n", "processor.name"},
+		{"negative checkpoint retention", "processor:\n  keep_checkpoints: -1\n", "processor.keep_checkpoints"},
 		{"bad log level", "observability:\n  log_level: loud\n", "observability.log_level"},
 		{"bad duration", "window:\n  lease: soon\n", "window.lease"},
 		{"bad type", "kafka:\n  queue_capacity: lots\n", "kafka.queue_capacity"},

@@ -3,10 +3,13 @@ package connector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
@@ -147,8 +150,13 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 			Plan             dpwindow.Plan `json:"privacy_plan"`
 			SavedAt          time.Time     `json:"saved_at"`
 		}{w.ID, generatorVersion, plan, time.Now().UTC()}, "", "  ")
-		if err := os.WriteFile(filepath.Join(ck, "window.json"), append(prov, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(ck, checkpointProvenance), append(prov, '\n'), 0o644); err != nil {
 			return nil, fmt.Errorf("dp processor: saving window %s's provenance: %w", w.ID, err)
+		}
+		if err := pruneCheckpoints(p.cfg.CheckpointDir, p.cfg.KeepCheckpoints); err != nil {
+			// Old checkpoints are a disk-space matter, not the window's:
+			// the window goes on, and the next save tries again.
+			p.log.Warn("could not delete old checkpoints", "dir", p.cfg.CheckpointDir, "err", err)
 		}
 	}
 	rows := make([]sink.Row, len(out.Texts))
@@ -202,4 +210,54 @@ func (l *logProgress) Advance(n int) {
 	if l.also != nil {
 		l.also.Advance(n)
 	}
+}
+
+// checkpointProvenance is the file that names a window checkpoint's window,
+// generator version and privacy plan; it is written last, so a folder that
+// has it is complete.
+const checkpointProvenance = "window.json"
+
+// pruneCheckpoints deletes the oldest window checkpoints in dir (folders
+// holding checkpointProvenance, by its modification time, then name)
+// beyond the newest keep; keep 0 keeps all. Other files and folders in dir
+// are left alone.
+func pruneCheckpoints(dir string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	type checkpoint struct {
+		name    string
+		savedAt time.Time
+	}
+	var cks []checkpoint
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		info, err := os.Stat(filepath.Join(dir, e.Name(), checkpointProvenance))
+		if err != nil {
+			continue // not a (complete) checkpoint
+		}
+		cks = append(cks, checkpoint{e.Name(), info.ModTime()})
+	}
+	if len(cks) <= keep {
+		return nil
+	}
+	slices.SortFunc(cks, func(a, b checkpoint) int {
+		if c := b.savedAt.Compare(a.savedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.name, a.name)
+	})
+	var errs []error
+	for _, ck := range cks[keep:] {
+		if err := os.RemoveAll(filepath.Join(dir, ck.name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

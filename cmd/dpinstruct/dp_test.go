@@ -27,7 +27,7 @@ func TestDPProcessorWritesTwoWindows(t *testing.T) {
 	produceRecords(t, addr, "instr", 120, secret)
 	ckDir := filepath.Join(t.TempDir(), "checkpoints")
 	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 60, epsilon: 8,
-		processor: fmt.Sprintf("  name: dp\n  expected_batch: 16\n  epochs: 1\n  seq_len: 16\n  pool_factor: 2\n  clusters: 4\n  embedding: lexical\n  checkpoint_dir: %s\n", ckDir)})
+		processor: fmt.Sprintf("  name: dp\n  expected_batch: 16\n  epochs: 1\n  seq_len: 16\n  pool_factor: 2\n  clusters: 4\n  embedding: lexical\n  checkpoint_dir: %s\n  keep_checkpoints: 1\n", ckDir)})
 	run := startProc(t, nil, "run", "--config", cfg, "--max-windows", "2")
 	if code := run.wait(10 * time.Minute); code != 0 {
 		t.Fatalf("run: exit %d:\n%s", code, run.output())
@@ -81,9 +81,10 @@ func TestDPProcessorWritesTwoWindows(t *testing.T) {
 	}
 	assertNoSecret(t, "the connector's log", run.output(), secret)
 	assertNoSecretInDB(t, conn, dbName, secret)
+	// Two windows were saved; keep_checkpoints 1 left the newer one.
 	entries, err := os.ReadDir(ckDir)
-	if err != nil || len(entries) != 2 {
-		t.Fatalf("checkpoints: %v (%d folders, want 2)", err, len(entries))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("checkpoints: %v (%d folders, want 1)", err, len(entries))
 	}
 	for _, e := range entries {
 		prov, err := os.ReadFile(filepath.Join(ckDir, e.Name(), "window.json"))
