@@ -129,14 +129,22 @@ func TestRenderDDLEmbeddedMigrations(t *testing.T) {
 	for _, m := range ms {
 		stmts = append(stmts, m.Statements...)
 	}
+	renderPlain, err := plain.ddlRenderer(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderClustered, err := clustered.ddlRenderer(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var tables, views int
 	var all strings.Builder
 	for _, stmt := range stmts {
-		got, err := plain.renderDDL(stmt, ms)
+		got, err := renderPlain(stmt)
 		if err != nil || len(got) != 1 || got[0] != plain.render(stmt) {
 			t.Errorf("plain renderDDL(%.40q) = %q, %v; want render's output", stmt, got, err)
 		}
-		got, err = clustered.renderDDL(stmt, ms)
+		got, err = renderClustered(stmt)
 		if err != nil {
 			t.Errorf("cluster renderDDL: %v", err)
 			continue

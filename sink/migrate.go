@@ -111,13 +111,14 @@ func (c *Client) render(stmt string) string {
 	return strings.ReplaceAll(stmt, "{db}", "`"+c.db+"`")
 }
 
-// renderDDL renders a migration statement for the configured deployment:
-// render alone on a single server (one statement), renderCluster in cluster
-// mode (one or more). ms are the embedded migrations, where cluster mode
-// finds each table's sharding key.
-func (c *Client) renderDDL(stmt string, ms []migration) ([]string, error) {
+// ddlRenderer returns the function that renders a migration statement for
+// the configured deployment: render alone on a single server (one
+// statement), renderCluster in cluster mode (one or more). ms are the
+// embedded migrations, where cluster mode finds each table's sharding key,
+// once for every statement the function renders.
+func (c *Client) ddlRenderer(ms []migration) (func(stmt string) ([]string, error), error) {
 	if c.cfg.Cluster == "" {
-		return []string{c.render(stmt)}, nil
+		return func(stmt string) ([]string, error) { return []string{c.render(stmt)}, nil }, nil
 	}
 	all := []string{c.render(schemaMigrationsDDL)}
 	for _, m := range ms {
@@ -129,7 +130,9 @@ func (c *Client) renderDDL(stmt string, ms []migration) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return renderCluster(c.render(stmt), c.db, c.cfg.Cluster, keys)
+	return func(stmt string) ([]string, error) {
+		return renderCluster(c.render(stmt), c.db, c.cfg.Cluster, keys)
+	}, nil
 }
 
 // createDatabaseDDL creates the sink database, on every host of the cluster
@@ -154,7 +157,11 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 	if err := c.exec(ctx, "migrate: create database", c.createDatabaseDDL()); err != nil {
 		return nil, err
 	}
-	ddl, err := c.renderDDL(schemaMigrationsDDL, ms)
+	renderDDL, err := c.ddlRenderer(ms)
+	if err != nil {
+		return nil, fmt.Errorf("sink: migrate: %w", err)
+	}
+	ddl, err := renderDDL(schemaMigrationsDDL)
 	if err != nil {
 		return nil, fmt.Errorf("sink: migrate: create schema_migrations: %w", err)
 	}
@@ -174,7 +181,7 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 		}
 		for i, stmt := range m.Statements {
 			what := fmt.Sprintf("migrate: %s statement %d", m.Name, i+1)
-			ddl, err := c.renderDDL(stmt, ms)
+			ddl, err := renderDDL(stmt)
 			if err != nil {
 				return done, fmt.Errorf("sink: %s: %w", what, err)
 			}
