@@ -155,25 +155,7 @@ func TestRebalanceWhileWindowOpenPutsNoRecordInTwoWindows(t *testing.T) {
 	second.waitFor("reading partition", time.Minute)
 	produceRecords(t, addr, "instr", 4000, secret)
 	ends := partitionEnds(t, addr, "instr")
-	var total int64
-	for _, n := range ends {
-		total += n
-	}
-
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var covered int64
-		for _, w := range writtenWindows(t, conn, dbName) {
-			covered += w.last - w.first + 1
-		}
-		if covered >= total {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d offsets written\nfirst:\n%s\nsecond:\n%s", covered, total, first.output(), second.output())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	awaitAllWritten(t, conn, dbName, ends, 2*time.Minute, first, second)
 	// Both read partitions the other had open windows on; the later plan
 	// must notice the earlier one and give way.
 	if !strings.Contains(first.output()+second.output(), "abandoned") {

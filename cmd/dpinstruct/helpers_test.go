@@ -391,6 +391,34 @@ func checkExactlyOnce(t *testing.T, conn driver.Conn, db string, perPartition ma
 }
 
 // partitionEnds asks the broker how many offsets each partition holds.
+// awaitAllWritten waits until the written windows cover every offset up to
+// ends, failing after timeout with the output of procs.
+func awaitAllWritten(t *testing.T, conn driver.Conn, db string, ends map[int32]int64, timeout time.Duration, procs ...*proc) {
+	t.Helper()
+	var total int64
+	for _, n := range ends {
+		total += n
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var covered int64
+		for _, w := range writtenWindows(t, conn, db) {
+			covered += w.last - w.first + 1
+		}
+		if covered >= total {
+			return
+		}
+		if time.Now().After(deadline) {
+			var outputs strings.Builder
+			for i, p := range procs {
+				fmt.Fprintf(&outputs, "\nprocess %d:\n%s", i+1, p.output())
+			}
+			t.Fatalf("only %d of %d offsets written%s", covered, total, outputs.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func partitionEnds(t *testing.T, addr, topic string) map[int32]int64 {
 	t.Helper()
 	return securePartitionEnds(t, nil, addr, topic)
