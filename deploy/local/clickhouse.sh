@@ -343,26 +343,7 @@ do_start() {
 		echo "$pid" >"$PID_FILE"
 	fi
 
-	local deadline=$((SECONDS + CH_TIMEOUT))
-	until ping_server; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			log "server process $pid exited during startup"
-			log_tail
-			rm -f "$PID_FILE"
-			die "clickhouse-server failed to start"
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			log_tail
-			die "clickhouse-server (pid $pid) did not answer SELECT 1 on 127.0.0.1:$CH_PORT within ${CH_TIMEOUT}s"
-		fi
-		sleep 0.5
-	done
-	if ! kill -0 "$pid" 2>/dev/null; then
-		log_tail
-		rm -f "$PID_FILE"
-		die "server process $pid exited; something else answers on 127.0.0.1:$CH_PORT"
-	fi
-	log "ready (pid $pid)"
+	await_ready "$pid" "$CH_TIMEOUT" clickhouse-server "SELECT 1"
 	echo "$DSN"
 }
 

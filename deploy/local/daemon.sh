@@ -29,6 +29,33 @@ port_in_use() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# await_ready waits until ping_server answers while process $1 lives, for at
+# most $2 seconds; $3 names the server in errors, $4 says what it should
+# answer. A server that exits while something else answers is an error too.
+await_ready() {
+	local pid="$1" timeout="$2" name="$3" answer="$4"
+	local deadline=$((SECONDS + timeout))
+	until ping_server; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$name process $pid exited during startup"
+			log_tail
+			rm -f "$PID_FILE"
+			die "$name failed to start"
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			log_tail
+			die "$name (pid $pid) did not answer $answer on 127.0.0.1:$DAEMON_PORT within ${timeout}s"
+		fi
+		sleep 0.3
+	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		log_tail
+		rm -f "$PID_FILE"
+		die "$name process $pid exited; something else answers on 127.0.0.1:$DAEMON_PORT"
+	fi
+	log "ready (pid $pid)"
+}
+
 log_tail() {
 	local f
 	for f in "${DAEMON_LOGS[@]}"; do

@@ -108,21 +108,7 @@ do_start() {
 		pid=$!
 		echo "$pid" >"$PID_FILE"
 	fi
-	local deadline=$((SECONDS + ZK_TIMEOUT))
-	until ping_server; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			log "zookeeper process $pid exited during startup"
-			log_tail
-			rm -f "$PID_FILE"
-			die "zookeeper failed to start"
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			log_tail
-			die "zookeeper (pid $pid) did not answer ruok on 127.0.0.1:$ZK_PORT within ${ZK_TIMEOUT}s"
-		fi
-		sleep 0.3
-	done
-	log "ready (pid $pid)"
+	await_ready "$pid" "$ZK_TIMEOUT" zookeeper ruok
 	echo "127.0.0.1:$ZK_PORT"
 }
 
