@@ -8,6 +8,10 @@ export GOEXPERIMENT := simd
 export DPINSTRUCT_CH_PORT ?= 19000
 export DPINSTRUCT_CLICKHOUSE_DSN ?= clickhouse://default@127.0.0.1:$(DPINSTRUCT_CH_PORT)/dpinstruct
 export DPINSTRUCT_DATA ?= $(abspath ../shared/data)
+# The local server's state directory (clickhouse.sh), and the servers a
+# failing test checks for a crash (internal/serverwatch).
+export DPINSTRUCT_CH_DIR ?= $(CURDIR)/.dpinstruct/clickhouse
+export DPINSTRUCT_SERVER_DIRS ?= $(DPINSTRUCT_CH_DIR)
 
 BIN := bin/dpinstruct
 # -race turns on checkptr, which GoMLX's own matmul kernels (compute v0.1.2)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
+
 	"github.com/dpinstruct/dpinstruct/sink"
 )
 
@@ -104,6 +106,7 @@ func leaseSetup(t *testing.T, leaseUntil time.Time) (admin *sink.Client, open fu
 	if dsn == "" || testing.Short() {
 		t.Skip("needs ClickHouse (DPINSTRUCT_CLICKHOUSE_DSN; make test sets it)")
 	}
+	serverwatch.ReportOnFailure(t)
 	suffix := make([]byte, 4)
 	if _, err := rand.Read(suffix); err != nil {
 		t.Fatal(err)

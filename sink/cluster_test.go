@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
+
 	"github.com/dpinstruct/dpinstruct/internal/golden"
 )
 
@@ -250,6 +252,14 @@ func startTestCluster(t *testing.T, shards, replicas int) *testCluster {
 		"DPINSTRUCT_CLUSTER_PORT=" + strconv.Itoa(freePortBlock(t, 10*shards*replicas+2)),
 	}
 	t.Cleanup(func() { runScript(t, "cluster.sh", env, "stop") })
+	// Registered after the stop above, so it runs before it: a server
+	// that died during the test is reported with its log, not only as a
+	// later "connection refused".
+	servers := []string{filepath.Join(dir, "zookeeper")} // cluster.sh's layout
+	for k := 1; k <= shards*replicas; k++ {
+		servers = append(servers, filepath.Join(dir, "clickhouse"+strconv.Itoa(k)))
+	}
+	serverwatch.ReportOnFailure(t, servers...)
 	out := runScript(t, "cluster.sh", env, "start")
 	return &testCluster{dir: dir, dsn: strings.Fields(string(out))}
 }

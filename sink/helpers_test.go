@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
 )
 
 const (
@@ -28,6 +30,7 @@ func testDSN(tb testing.TB) string {
 		tb.Skipf("%s not set: start a local server with `deploy/local/clickhouse.sh start` and "+
 			"export %s=clickhouse://default@127.0.0.1:19000/default", dsnEnv, dsnEnv)
 	}
+	serverwatch.ReportOnFailure(tb)
 	return dsn
 }
 

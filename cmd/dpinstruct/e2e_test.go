@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -104,6 +105,7 @@ func TestClickHouseRestartMidRun(t *testing.T) {
 	}
 	ch("start")
 	t.Cleanup(func() { ch("stop") })
+	serverwatch.ReportOnFailure(t, dir)
 	dsn := fmt.Sprintf("clickhouse://default@127.0.0.1:%d/default", port)
 	db, dbName, conn := freshDatabase(t, dsn)
 

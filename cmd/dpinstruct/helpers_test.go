@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
@@ -58,6 +60,7 @@ func needClickHouse(t *testing.T) string {
 	if dsn == "" {
 		t.Skip("DPINSTRUCT_CLICKHOUSE_DSN unset: start ClickHouse with deploy/local/clickhouse.sh start (make test does)")
 	}
+	serverwatch.ReportOnFailure(t)
 	return dsn
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/dpinstruct/dpinstruct/internal/serverwatch"
 	"github.com/dpinstruct/dpinstruct/stream"
 	"github.com/dpinstruct/dpinstruct/stream/broker"
 )
@@ -410,6 +411,7 @@ func TestClickHouseOverTLSWithDSNFile(t *testing.T) {
 			t.Errorf("clickhouse.sh stop: %v\n%s", err, out)
 		}
 	})
+	serverwatch.ReportOnFailure(t, state)
 	if b, err := os.ReadFile(filepath.Join(state, "etc", "users.xml")); err != nil || strings.Contains(string(b), password) {
 		t.Errorf("users.xml must hold the password's hash only (%v)", err)
 	}

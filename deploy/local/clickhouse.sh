@@ -302,11 +302,20 @@ EOF
 
 
 
+# READY_QUERY is what a ready server answers: a real query, not an open port.
+# In cluster mode it also reads ZooKeeper through the server's own session,
+# so a server counts as ready only once replicated tables and ON CLUSTER DDL
+# can work (the port and SELECT 1 answer before its ZooKeeper session is up).
+READY_QUERY='SELECT 1'
+if [ -n "$CH_CLUSTER" ]; then
+	READY_QUERY="SELECT count() FROM system.zookeeper WHERE path = '/'"
+fi
+
 ping_server() {
 	local client
 	client="$(client_cmd)" || return 1
 	# shellcheck disable=SC2086 # client may be "clickhouse client"
-	$client --host 127.0.0.1 --port "$CH_PORT" -q 'SELECT 1' >/dev/null 2>&1
+	$client --host 127.0.0.1 --port "$CH_PORT" -q "$READY_QUERY" >/dev/null 2>&1
 }
 
 
@@ -343,7 +352,7 @@ do_start() {
 		echo "$pid" >"$PID_FILE"
 	fi
 
-	await_ready "$pid" "$CH_TIMEOUT" clickhouse-server "SELECT 1"
+	await_ready "$pid" "$CH_TIMEOUT" clickhouse-server "$READY_QUERY"
 	echo "$DSN"
 }
 

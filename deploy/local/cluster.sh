@@ -14,7 +14,8 @@
 #   env     shell exports that point the sink tests at the cluster:
 #           DPINSTRUCT_CLICKHOUSE_DSN (first server), DPINSTRUCT_CLICKHOUSE_PEER_DSN
 #           (the last one, on another shard when there are several) and
-#           DPINSTRUCT_CLICKHOUSE_CLUSTER
+#           DPINSTRUCT_CLICKHOUSE_CLUSTER, and DPINSTRUCT_SERVER_DIRS (every
+#           server's state directory, where a failing test looks for a crash)
 #
 # Environment:
 #   DPINSTRUCT_CLUSTER_DIR       state directory    (default: $PWD/.dpinstruct/cluster)
@@ -115,6 +116,11 @@ env)
 	echo "export DPINSTRUCT_CLICKHOUSE_DSN=$(dsn 1)"
 	echo "export DPINSTRUCT_CLICKHOUSE_PEER_DSN=$(dsn "$last")"
 	echo "export DPINSTRUCT_CLICKHOUSE_CLUSTER=$CL_NAME"
+	dirs="$CL_DIR/zookeeper"
+	for k in $(servers); do
+		dirs+=":$CL_DIR/clickhouse$k"
+	done
+	echo "export DPINSTRUCT_SERVER_DIRS=$dirs"
 	;;
 *)
 	echo "usage: $0 {start|stop|status|env}" >&2

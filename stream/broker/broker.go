@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -138,7 +139,35 @@ func Start(opts Options) (*Broker, error) {
 		}
 		b.transport = tr
 	}
+	if err := b.awaitServing(context.Background(), readyTimeout); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return b, nil
+}
+
+// readyTimeout bounds how long Start waits for its own broker to answer.
+const readyTimeout = 10 * time.Second
+
+// awaitServing returns once the broker answers a real Kafka request
+// (Metadata, through the same TLS and SASL a client uses), not merely once
+// its port is open: whoever is told "listening" (the `broker` command's
+// line, a demo script, a test) may send a request at once.
+func (b *Broker) awaitServing(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(b.addr), Transport: b.transport, Timeout: timeout}
+	for {
+		_, err := c.Metadata(ctx, &kafka.MetadataRequest{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: started on %s but does not answer a metadata request within %s: %w", b.addr, timeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Addr is the host:port clients should dial, with the real port when
