@@ -102,7 +102,7 @@ public data only (docs/MODELS.md).`,
 	f.IntVar(&opts.TopK, "top-k", 0, "keep only the K most likely tokens (0 disables)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens per instruction (default: the model's context)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "sampling seed")
-	f.IntVar(&opts.BatchSize, "batch", 32, "sequences decoded together")
+	f.IntVar(&opts.BatchSize, "batch", 64, "sequences decoded together")
 	f.StringVar(&outPath, "out", "", "write JSON lines here instead of stdout")
 	f.StringVar(&backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd

@@ -29,8 +29,13 @@
 //
 // The per-example norm is the square root of the sum over all trainable
 // weights. Clip factors are c_b = min(1, C/(norm_b + 1e-12)), held constant
-// (StopGradient), and the clipped summed gradient Σ_b c_b·∇L_b is the
-// gradient of Σ_b c_b·L_b (a second backward pass in the same graph).
+// (StopGradient), and the clipped summed gradient Σ_b c_b·∇L_b is formed
+// from the same taps, with no second backward pass: for an outer-product
+// kind it is Σ_{b,t} (c_b·a[b,t])ᵀ c[b,t] (one matmul, the one a plain
+// backward pass does for that weight, with the factor folded into the
+// smaller operand), for the others the c-weighted sum over examples of the
+// per-example terms above. A DP step therefore costs one forward, one
+// backward to the layer outputs, the weight matmuls and the norms.
 //
 // Padded rows (mask all zero) have L_b = 0, zero output gradients, norm
 // exactly 0 and contribute exactly zero.
@@ -49,6 +54,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph-building code reads better unqualified
 	"github.com/gomlx/gomlx/support/exceptions"
 
@@ -120,21 +126,108 @@ func ClippedGradients(m *lm.Model, g *Graph, tokens, targets, mask *Node, opts O
 	taps := &lm.Taps{}
 	logits := m.Logits(g, tokens, taps)
 	perEx := lm.PerExampleLoss(logits, targets, mask)
-	norms := PerExampleNorms(m, taps, perEx, opts.Trainable, opts.Method)
+	need, outGrads := tapGradients(taps, perEx, opts.Trainable)
+	norms := normsFromTaps(m, need, outGrads, opts.Trainable, opts.Method)
 
 	factors := StopGradient(MinScalar(MulScalar(Inverse(AddScalar(norms, 1e-12)), opts.Clip), 1.0))
-	weighted := ReduceAllSum(Mul(perEx, factors))
 	paths := trainablePaths(m, opts.Trainable)
-	vars := make([]*Node, len(paths))
-	for i, p := range paths {
-		vars[i] = m.Store().GetVariable(p).NodeValue(g)
-	}
-	gr := Gradient(weighted, vars...)
+	sums := clippedSums(m, need, outGrads, factors, opts.Trainable)
 	res := &Result{Grads: make(map[string]*Node, len(paths)), Norms: norms, Factors: factors, Loss: perEx}
-	for i, p := range paths {
-		res.Grads[p] = gr[i]
+	for _, p := range paths {
+		gr, ok := sums[p]
+		if !ok {
+			exceptions.Panicf("dpsgd: trainable weight %q is not covered by any tap", p)
+		}
+		res.Grads[p] = gr
 	}
 	return res
+}
+
+// clippedSums returns, per trainable weight path, Σ_b c_b·∇_w L_b formed
+// from the taps' inputs and output gradients (see the package comment).
+func clippedSums(m *lm.Model, need []*lm.Tap, outGrads []*Node, factors *Node, set lm.TrainSet) map[string]*Node {
+	sums := map[string]*Node{}
+	add := func(p string, x *Node) {
+		if prev, ok := sums[p]; ok {
+			x = Add(prev, x)
+		}
+		sums[p] = x
+	}
+	// weighted: Σ_b c_b·x[b, ...] for x [B, ...].
+	weighted := func(x *Node) *Node {
+		B := x.Shape().Dimensions[0]
+		return Einsum("b,bi->i", factors, Reshape(x, B, x.Shape().Size()/B))
+	}
+	// scaleRows: c_b·x[b, ...], flattened to [B*T, F].
+	scaleRows := func(x *Node) *Node {
+		x = flatten3(x)
+		dims := x.Shape().Dimensions
+		x = Mul(x, BroadcastToDims(Reshape(factors, dims[0], 1, 1), dims...))
+		return Reshape(x, dims[0]*dims[1], dims[2])
+	}
+	rows := func(x *Node) *Node {
+		x = flatten3(x)
+		dims := x.Shape().Dimensions
+		return Reshape(x, dims[0]*dims[1], dims[2])
+	}
+	// outerSum: Σ_{b,t} c_b·a[b,t]ᵀ c[b,t], [I, O], the factor folded into
+	// the operand with fewer features.
+	outerSum := func(a, c *Node) *Node {
+		if a.Shape().Dimensions[a.Rank()-1] <= c.Shape().Dimensions[c.Rank()-1] {
+			return DotGeneral(scaleRows(a), []int{0}, nil, rows(c), []int{0}, nil)
+		}
+		return DotGeneral(rows(a), []int{0}, nil, scaleRows(c), []int{0}, nil)
+	}
+	weightShape := func(p string) []int { return m.Store().GetVariable(p).Shape().Dimensions }
+	for i, t := range need {
+		gOut := outGrads[i]
+		wTrain := Trains(set, t.Weight)
+		bTrain := t.Bias != "" && Trains(set, t.Bias)
+		switch t.Kind {
+		case lm.KindDense, lm.KindLoRAA, lm.KindLoRAB:
+			if wTrain {
+				add(t.Weight, outerSum(t.Input, gOut))
+			}
+			if bTrain {
+				add(t.Bias, weighted(ReduceSum(gOut, 1)))
+			}
+		case lm.KindEmbedding:
+			if wTrain {
+				ids := t.Input
+				if ids.DType() != dtypes.Int32 {
+					ids = ConvertDType(ids, dtypes.Int32)
+				}
+				n := ids.Shape().Size()
+				add(t.Weight, ScatterSum(Zeros(gOut.Graph(), shapes.Make(gOut.DType(), weightShape(t.Weight)...)),
+					Reshape(ids, n, 1), scaleRows(gOut), false, false))
+			}
+		case lm.KindTiedHead:
+			if wTrain {
+				add(t.Weight, outerSum(gOut, t.Input)) // dE = Σ c_b g[b,t]ᵀ h[b,t]
+			}
+		case lm.KindPosEmbedding:
+			if wTrain {
+				// Σ_b c_b g[b,t] for t < T; rows T.. of the table get nothing.
+				dims := gOut.Shape().Dimensions
+				T := dims[1]
+				sum := Reshape(weighted(gOut), T, dims[2])
+				if ctx := weightShape(t.Weight)[0]; ctx > T {
+					sum = Concatenate([]*Node{sum, Zeros(gOut.Graph(), shapes.Make(gOut.DType(), ctx-T, dims[2]))}, 0)
+				}
+				add(t.Weight, sum)
+			}
+		case lm.KindLayerNorm:
+			if wTrain {
+				add(t.Weight, weighted(ReduceSum(Mul(t.Input, gOut), 1)))
+			}
+			if bTrain {
+				add(t.Bias, weighted(ReduceSum(gOut, 1)))
+			}
+		default:
+			exceptions.Panicf("dpsgd: tap %q has unsupported kind %s", t.Name, t.Kind)
+		}
+	}
+	return sums
 }
 
 func trainablePaths(m *lm.Model, set lm.TrainSet) []string {
@@ -160,6 +253,14 @@ type outer struct{ a, c *Node }
 // backward pass (gradients w.r.t. the needed taps' outputs). Every trainable
 // weight must be covered by a tap (it panics otherwise).
 func PerExampleNorms(m *lm.Model, taps *lm.Taps, perEx *Node, set lm.TrainSet, method NormMethod) *Node {
+	need, grads := tapGradients(taps, perEx, set)
+	return normsFromTaps(m, need, grads, set, method)
+}
+
+// tapGradients returns the taps with a trainable weight or bias and, for
+// each, the gradient of Σ_b perEx[b] w.r.t. its output (one backward pass
+// to the layer outputs; no weight gradient is formed).
+func tapGradients(taps *lm.Taps, perEx *Node, set lm.TrainSet) ([]*lm.Tap, []*Node) {
 	var need []*lm.Tap
 	for _, t := range taps.List {
 		if Trains(set, t.Weight) || (t.Bias != "" && Trains(set, t.Bias)) {
@@ -173,8 +274,11 @@ func PerExampleNorms(m *lm.Model, taps *lm.Taps, perEx *Node, set lm.TrainSet, m
 	for i, t := range need {
 		outs[i] = t.Output
 	}
-	grads := Gradient(ReduceAllSum(perEx), outs...)
+	return need, Gradient(ReduceAllSum(perEx), outs...)
+}
 
+// normsFromTaps is PerExampleNorms from tapGradients' results.
+func normsFromTaps(m *lm.Model, need []*lm.Tap, grads []*Node, set lm.TrainSet, method NormMethod) *Node {
 	outers := map[string][]outer{} // weight path -> contributions
 	var order []string             // deterministic order of outers
 	var sq []*Node                 // [B] squared-norm terms

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph-building code reads better unqualified
 	"github.com/gomlx/gomlx/support/exceptions"
 )
@@ -281,12 +282,28 @@ func (f *fwd) hidden(tokens *Node) *Node {
 	return f.layerNorm("ln_f", pathLNf, x)
 }
 
-// TokenLogProbs returns log p(target) per position, float32 [B, T].
+// TokenLogProbs returns log p(target) per position, float32 [B, T]:
+// logits[target] - logsumexp(logits). The target's logit is gathered, not
+// picked with a one-hot mask over the vocabulary: the logits are the
+// largest tensor of a training step ([B, T, V]), and every full pass over
+// them (building the one-hot, multiplying, reducing, and their gradients)
+// costs as much as a small matmul.
 func TokenLogProbs(logits, targets *Node) *Node {
-	V := logits.Shape().Dimensions[logits.Rank()-1]
-	logp := LogSoftmax(logits, -1)
-	oh := OneHot(targets, V, logp.DType())
-	return ReduceSum(Mul(logp, oh), -1)
+	g := logits.Graph()
+	dims := logits.Shape().Dimensions
+	V := dims[len(dims)-1]
+	n := logits.Shape().Size() / V
+	rowShape := dims[:len(dims)-1]
+	flat := Reshape(logits, n, V)
+	if targets.DType() != dtypes.Int32 {
+		targets = ConvertDType(targets, dtypes.Int32)
+	}
+	rows := Iota(g, shapes.Make(dtypes.Int32, n, 1), 0)
+	picked := Gather(flat, Concatenate([]*Node{rows, Reshape(targets, n, 1)}, -1), true) // [n]
+	mx := StopGradient(ReduceAndKeep(flat, ReduceMax, -1))                                  // [n, 1]
+	sumExp := ReduceSum(Exp(Sub(flat, BroadcastToDims(mx, n, V))), -1)
+	lse := Add(Log(sumExp), Reshape(mx, n))
+	return Reshape(Sub(picked, lse), rowShape...)
 }
 
 // PerExampleLoss returns the summed next-token negative log-likelihood of

@@ -33,7 +33,7 @@ type SampleOptions struct {
 	// Seed makes the draw deterministic: the same model, n and options give
 	// the same sequences.
 	Seed uint64
-	// BatchSize: sequences decoded together (default 32). The last batch is
+	// BatchSize: sequences decoded together (default 64). The last batch is
 	// padded to this size, so one compiled executable serves every batch.
 	BatchSize int
 }
@@ -49,7 +49,7 @@ func (o SampleOptions) withDefaults(cfg Config) (SampleOptions, error) {
 		o.MaxTokens = cfg.Context
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = 64
 	}
 	switch {
 	case o.Temperature < 0:
@@ -82,7 +82,7 @@ func (m *Model) Generate(ctx context.Context, n int, opts SampleOptions) ([][]in
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.ensureDecodeExecLocked(); err != nil {
+	if err := m.ensureSampleExecLocked(); err != nil {
 		return nil, err
 	}
 	out := make([][]int32, 0, n)
@@ -156,6 +156,27 @@ func (m *Model) DecodeStep(g *Graph, token, pos *Node, caches []*Node) (*Node, [
 	return f.head(x), newCaches
 }
 
+// ensureSampleExecLocked compiles the sampling step: DecodeStep, then the
+// next-token probabilities softmax(logits/temperature) (the temperature is
+// an input, so one executable serves every temperature), so the draw in Go
+// needs no exponentials. Inputs: token [B], pos, temperature (float32
+// scalars), caches; outputs: probabilities [B, V], caches.
+func (m *Model) ensureSampleExecLocked() error {
+	if m.sampleExec != nil {
+		return nil
+	}
+	e, err := model.NewExec(m.backend, m.store, func(scope *model.Scope, inputs []*Node) []*Node {
+		logits, caches := m.DecodeStep(inputs[0].Graph(), inputs[0], inputs[1], inputs[3:])
+		probs := Softmax(Div(logits, BroadcastToShape(inputs[2], logits.Shape())), -1)
+		return append([]*Node{probs}, caches...)
+	})
+	if err != nil {
+		return err
+	}
+	m.sampleExec = e
+	return nil
+}
+
 func (m *Model) ensureDecodeExecLocked() error {
 	if m.decodeExec != nil {
 		return nil
@@ -191,23 +212,32 @@ func (m *Model) decodeBatchLocked(ctx context.Context, rows, first int, opts Sam
 	for b := range rngs {
 		rngs[b] = rand.New(rand.NewPCG(opts.Seed, uint64(first+b)))
 	}
+	temperature := float32(opts.Temperature)
+	if opts.Greedy {
+		temperature = 1 // the argmax of the probabilities is the argmax of the logits
+	}
 	left := rows
 	for pos := 0; pos < Tmax && left > 0; pos++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		args := append([]any{tensors.FromFlatDataAndDimensions(append([]int32(nil), tok...), B), tensors.FromScalar(int32(pos))}, caches...)
-		outs, err := m.decodeExec.Call(args...)
+		args := append([]any{tensors.FromFlatDataAndDimensions(append([]int32(nil), tok...), B), int32(pos), temperature}, caches...)
+		outs, err := m.sampleExec.Call(args...)
 		if err != nil {
 			return nil, fmt.Errorf("lm: decode step: %w", err)
 		}
+		// The caches go back in as donated buffers: the step writes one
+		// slot of each in place instead of copying all of them.
 		for i := range caches {
-			caches[i] = outs[1+i]
+			if caches[i], err = DonateTensorBuffer(outs[1+i], m.backend, 0); err != nil {
+				return nil, fmt.Errorf("lm: decode step: %w", err)
+			}
 		}
-		logits, err := tensors.CopyFlatData[float32](outs[0])
+		probs, err := tensors.CopyFlatData[float32](outs[0])
 		if err != nil {
 			return nil, err
 		}
+		outs[0].FinalizeAll()
 		var wg sync.WaitGroup
 		for w, smp := range samplers {
 			wg.Add(1)
@@ -217,7 +247,7 @@ func (m *Model) decodeBatchLocked(ctx context.Context, rows, first int, opts Sam
 					if done[b] {
 						continue
 					}
-					next := smp.sample(logits[b*V:(b+1)*V], opts, rngs[b])
+					next := smp.sample(probs[b*V:(b+1)*V], opts, rngs[b])
 					if next == c.EOS {
 						done[b] = true
 						continue
@@ -245,65 +275,55 @@ func (m *Model) decodeBatchLocked(ctx context.Context, rows, first int, opts Sam
 
 // sampler holds scratch buffers for the categorical draw.
 type sampler struct {
-	probs []float64
-	idx   []int
-	keys  []uint64
+	idx  []int
+	keys []uint64
 }
 
 func newSampler(v int) *sampler {
-	return &sampler{probs: make([]float64, v), idx: make([]int, v), keys: make([]uint64, v)}
+	return &sampler{idx: make([]int, v), keys: make([]uint64, v)}
 }
 
-// sample draws one token id from logits under opts.
-func (s *sampler) sample(logits []float32, opts SampleOptions, rng *rand.Rand) int32 {
+// sample draws one token id from probs, the step's next-token
+// probabilities (softmax of logits/temperature), under opts' top-k and
+// top-p. No exponential and no sort of the whole vocabulary: candidates are
+// the tokens with p >= tau, tau halving then quartering from the top until
+// they hold the top K or top-p's mass; only they are sorted.
+func (s *sampler) sample(probs []float32, opts SampleOptions, rng *rand.Rand) int32 {
 	if opts.Greedy {
 		best := 0
-		for i, l := range logits {
-			if l > logits[best] {
+		for i, p := range probs {
+			if p > probs[best] {
 				best = i
 			}
 		}
 		return int32(best)
 	}
-	maxL := math.Inf(-1)
-	for _, l := range logits {
-		maxL = math.Max(maxL, float64(l))
+	n := len(probs)
+	total, maxP := 0.0, float32(0)
+	for _, p := range probs {
+		total += float64(p)
+		maxP = max(maxP, p)
 	}
-	total := 0.0
-	for i, l := range logits {
-		p := math.Exp((float64(l) - maxL) / opts.Temperature)
-		s.probs[i] = p
-		total += p
-	}
-	n := len(logits)
 	restrict := opts.TopK > 0 && opts.TopK < n || opts.TopP < 1
 	if !restrict {
-		return drawFrom(s.probs[:n], nil, total, rng)
+		return drawFrom(probs, nil, total, rng)
 	}
-	// Candidates: tokens with p >= tau, lowering tau until they are at least
-	// the top K (when TopK is set) or else hold TopP of the mass. Either way
-	// the final set is a prefix of the sorted order inside the candidates,
-	// so only they need sorting (cheap for peaked distributions).
 	k := 0
 	if opts.TopK > 0 && opts.TopK < n {
 		k = opts.TopK
 	}
-	maxP := 0.0
-	for _, p := range s.probs[:n] {
-		maxP = math.Max(maxP, p)
-	}
 	keys := s.keys[:0]
 	for tau := maxP / 2; ; tau /= 4 {
-		if tau < 1e-300 {
+		if tau < 1e-38 {
 			tau = 0
 		}
 		keys = keys[:0]
 		mass := 0.0
-		for i, p := range s.probs[:n] {
+		for i, p := range probs {
 			if p >= tau {
 				// Descending probability, ties by id: inverted float bits above the id.
-				keys = append(keys, uint64(^math.Float32bits(float32(p)))<<32|uint64(i))
-				mass += p
+				keys = append(keys, uint64(^math.Float32bits(p))<<32|uint64(i))
+				mass += float64(p)
 			}
 		}
 		if tau == 0 || (k > 0 && len(keys) >= k) || (k == 0 && mass >= opts.TopP*total) {
@@ -325,12 +345,12 @@ func (s *sampler) sample(logits []float32, opts SampleOptions, rng *rand.Rand) i
 		if k > 0 {
 			base = 0
 			for _, i := range idx[:keep] {
-				base += s.probs[i]
+				base += float64(probs[i])
 			}
 		}
 		mass := 0.0
 		for j := range keep {
-			mass += s.probs[idx[j]]
+			mass += float64(probs[idx[j]])
 			if mass >= opts.TopP*base {
 				keep = j + 1
 				break
@@ -339,26 +359,25 @@ func (s *sampler) sample(logits []float32, opts SampleOptions, rng *rand.Rand) i
 	}
 	kept := 0.0
 	for _, i := range idx[:keep] {
-		kept += s.probs[i]
+		kept += float64(probs[i])
 	}
-	return drawFrom(s.probs, idx[:keep], kept, rng)
+	return drawFrom(probs, idx[:keep], kept, rng)
 }
 
-func drawFrom(probs []float64, idx []int, total float64, rng *rand.Rand) int32 {
+func drawFrom(probs []float32, idx []int, total float64, rng *rand.Rand) int32 {
 	u := rng.Float64() * total
+	acc := 0.0
 	if idx == nil {
-		acc := 0.0
 		for i, p := range probs {
-			acc += p
+			acc += float64(p)
 			if u < acc {
 				return int32(i)
 			}
 		}
 		return int32(len(probs) - 1)
 	}
-	acc := 0.0
 	for _, i := range idx {
-		acc += probs[i]
+		acc += float64(probs[i])
 		if u < acc {
 			return int32(i)
 		}

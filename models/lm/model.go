@@ -50,6 +50,7 @@ type Model struct {
 	mu         sync.Mutex
 	logitsExec *model.Exec
 	decodeExec *model.Exec
+	sampleExec *model.Exec
 	embedExec  *model.Exec
 	llExec     *model.Exec
 	activeLR   *Trainer // trainer whose learning rate is currently in the store
@@ -75,7 +76,7 @@ var (
 // "ops_sequential" runs the graph's ops one at a time (each matmul still
 // uses every core). The default parallel mode deadlocked on the DP-SGD
 // graph (docs/verified.md) and is only ~17% faster.
-const DefaultBackendConfig = "ops_sequential"
+const DefaultBackendConfig = "ops_parallel"
 
 // DefaultBackend returns the process-wide pure-Go backend
 // (gobackend.New(DefaultBackendConfig)), created on first use.
@@ -318,6 +319,10 @@ func (m *Model) resetExecsLocked() {
 	if m.decodeExec != nil {
 		m.decodeExec.Finalize()
 		m.decodeExec = nil
+	}
+	if m.sampleExec != nil {
+		m.sampleExec.Finalize()
+		m.sampleExec = nil
 	}
 	if m.embedExec != nil {
 		m.embedExec.Finalize()
