@@ -300,7 +300,7 @@ func TokenLogProbs(logits, targets *Node) *Node {
 	}
 	rows := Iota(g, shapes.Make(dtypes.Int32, n, 1), 0)
 	picked := Gather(flat, Concatenate([]*Node{rows, Reshape(targets, n, 1)}, -1), true) // [n]
-	mx := StopGradient(ReduceAndKeep(flat, ReduceMax, -1))                                  // [n, 1]
+	mx := StopGradient(ReduceAndKeep(flat, ReduceMax, -1))                               // [n, 1]
 	sumExp := ReduceSum(Exp(Sub(flat, BroadcastToDims(mx, n, V))), -1)
 	lse := Add(Log(sumExp), Reshape(mx, n))
 	return Reshape(Sub(picked, lse), rowShape...)
