@@ -109,6 +109,41 @@ func execAddNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] + rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] + c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] + r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c + r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] + rhs[indices.RHSFlatIdx]
@@ -248,6 +283,41 @@ func execMulNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] * rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] * c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] * r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c * r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] * rhs[indices.RHSFlatIdx]
@@ -390,6 +460,41 @@ func execSubNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] - rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] - c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] - r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c - r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] - rhs[indices.RHSFlatIdx]
@@ -548,6 +653,41 @@ func execDivNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] / rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] / c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] / r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c / r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] / rhs[indices.RHSFlatIdx]
@@ -706,6 +846,41 @@ func execRemIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] % rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] % c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] % r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c % r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] % rhs[indices.RHSFlatIdx]
@@ -739,6 +914,41 @@ func execRemFloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output [
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Mod(float64(l[j]), float64(rhs[j])))
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Mod(float64(l[j]), float64(c)))
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Mod(float64(lhs[j]), float64(r[j])))
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Mod(float64(c), float64(r[j])))
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = T(math.Mod(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
@@ -897,6 +1107,41 @@ func execPowIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = execScalarPowIntGeneric(l[j], rhs[j])
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = execScalarPowIntGeneric(l[j], c)
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = execScalarPowIntGeneric(lhs[j], r[j])
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = execScalarPowIntGeneric(c, r[j])
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = execScalarPowIntGeneric(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
@@ -930,6 +1175,41 @@ func execPowFloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output [
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Pow(float64(l[j]), float64(rhs[j])))
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Pow(float64(l[j]), float64(c)))
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Pow(float64(lhs[j]), float64(r[j])))
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Pow(float64(c), float64(r[j])))
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = T(math.Pow(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
@@ -1064,6 +1344,41 @@ func execAtan2FloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Atan2(float64(l[j]), float64(rhs[j])))
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Atan2(float64(l[j]), float64(c)))
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = T(math.Atan2(float64(lhs[j]), float64(r[j])))
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = T(math.Atan2(float64(c), float64(r[j])))
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = T(math.Atan2(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
@@ -1219,6 +1534,41 @@ func execMaxNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = max(l[j], rhs[j])
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = max(l[j], c)
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = max(lhs[j], r[j])
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = max(c, r[j])
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = max(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
@@ -1358,6 +1708,41 @@ func execMinNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = min(l[j], rhs[j])
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = min(l[j], c)
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = min(lhs[j], r[j])
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = min(c, r[j])
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = min(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
@@ -1488,6 +1873,41 @@ func execBitwiseAndIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] & rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] & c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] & r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c & r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] & rhs[indices.RHSFlatIdx]
@@ -1558,6 +1978,41 @@ func execBitwiseOrIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] | rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] | c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] | r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c | r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] | rhs[indices.RHSFlatIdx]
@@ -1628,6 +2083,41 @@ func execBitwiseXorIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] ^ rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] ^ c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] ^ r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c ^ r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] ^ rhs[indices.RHSFlatIdx]
@@ -1678,6 +2168,41 @@ func execLogicalAndBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] && rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] && c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] && r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c && r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] && rhs[indices.RHSFlatIdx]
@@ -1728,6 +2253,41 @@ func execLogicalOrBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []T
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] || rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] || c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] || r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c || r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] || rhs[indices.RHSFlatIdx]
@@ -1778,6 +2338,41 @@ func execLogicalXorBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] != rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] != c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] != r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c != r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] != rhs[indices.RHSFlatIdx]
@@ -1862,6 +2457,41 @@ func execEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, ou
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] == rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] == c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] == r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c == r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] == rhs[indices.RHSFlatIdx]
@@ -2006,6 +2636,41 @@ func execNotEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T,
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] != rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] != c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] != r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c != r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] != rhs[indices.RHSFlatIdx]
@@ -2153,6 +2818,41 @@ func execGreaterOrEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rh
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] >= rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] >= c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] >= r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c >= r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] >= rhs[indices.RHSFlatIdx]
@@ -2316,6 +3016,41 @@ func execGreaterThanNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs [
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] > rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] > c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] > r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c > r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] > rhs[indices.RHSFlatIdx]
@@ -2479,6 +3214,41 @@ func execLessOrEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs [
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] <= rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] <= c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] <= r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c <= r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] <= rhs[indices.RHSFlatIdx]
@@ -2642,6 +3412,41 @@ func execLessThanNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T,
 		return
 	default:
 		// Case 3: with broadcasting non-scalar tensors:
+		// dpinstruct patch: contiguous loops for the common broadcasts.
+		switch kind, n := broadcastPattern(lhsShape, rhsShape, outputShape); kind {
+		case bcastRHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, l := output[base:base+n], lhs[base:base+n]
+				for j := range o {
+					o[j] = l[j] < rhs[j]
+				}
+			}
+			return
+		case bcastRHSRows:
+			for row, c := range rhs {
+				o, l := output[row*n:(row+1)*n], lhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = l[j] < c
+				}
+			}
+			return
+		case bcastLHSTiled:
+			for base := 0; base < len(output); base += n {
+				o, r := output[base:base+n], rhs[base:base+n]
+				for j := range o {
+					o[j] = lhs[j] < r[j]
+				}
+			}
+			return
+		case bcastLHSRows:
+			for row, c := range lhs {
+				o, r := output[row*n:(row+1)*n], rhs[row*n:(row+1)*n]
+				for j := range o {
+					o[j] = c < r[j]
+				}
+			}
+			return
+		}
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
 		for indices := range zipIter.IterFlatIndices() {
 			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] < rhs[indices.RHSFlatIdx]

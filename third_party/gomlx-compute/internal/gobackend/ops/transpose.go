@@ -60,6 +60,12 @@ func execTranspose(backend *gobackend.Backend, node *gobackend.Node, inputs []*g
 	if err != nil {
 		return nil, err
 	}
+	// dpinstruct patch: a blocked / run-copying transpose for the common
+	// element types (see transposeFast); the iterator below scatters one
+	// element at a time with a strided write.
+	if transposeFastFlat(operand.Flat, output.Flat, operand.RawShape.Dimensions, permutations) {
+		return output, nil
+	}
 	it := NewTransposeIterator(operand.RawShape, permutations)
 	dtype := node.Shape.DType
 	tmpAny, tmpErr := TransposeDTypeMap.Get(dtype)
