@@ -245,7 +245,17 @@ func trainablePaths(m *lm.Model, set lm.TrainSet) []string {
 }
 
 // outer is one outer-product contribution Σ_t a[b,t]ᵀ c[b,t] to a weight.
-type outer struct{ a, c *Node }
+// For a token embedding, a is the one-hot of ids [B,T] and is never built
+// (ids is set, a is nil): its Gram blocks are an equality mask and a gather.
+type outer struct{ a, c, ids *Node }
+
+// features is the width of a (the vocabulary for a one-hot part).
+func (o outer) features(vocab int) int {
+	if o.ids != nil {
+		return vocab
+	}
+	return o.a.Shape().Dimensions[o.a.Rank()-1]
+}
 
 // PerExampleNorms returns float32 [B]: for each example b, the L2 norm of
 // ∇L_b over the weights of set, from the taps filled by m.Logits and the
@@ -287,7 +297,7 @@ func normsFromTaps(m *lm.Model, need []*lm.Tap, grads []*Node, set lm.TrainSet, 
 		if _, ok := outers[p]; !ok {
 			order = append(order, p)
 		}
-		outers[p] = append(outers[p], outer{a, c})
+		outers[p] = append(outers[p], outer{a: a, c: c})
 	}
 	// sumSq: per-example sum of squares of x [B, ...].
 	sumSq := func(x *Node) *Node {
@@ -322,7 +332,10 @@ func normsFromTaps(m *lm.Model, need []*lm.Tap, grads []*Node, set lm.TrainSet, 
 				if ids.DType() != dtypes.Int32 {
 					ids = ConvertDType(ids, dtypes.Int32)
 				}
-				addOuter(t.Weight, OneHot(ids, V, gOut.DType()), gOut)
+				if _, ok := outers[t.Weight]; !ok {
+					order = append(order, t.Weight)
+				}
+				outers[t.Weight] = append(outers[t.Weight], outer{c: gOut, ids: ids})
 			}
 		case lm.KindTiedHead:
 			if wTrain {
@@ -344,7 +357,7 @@ func normsFromTaps(m *lm.Model, need []*lm.Tap, grads []*Node, set lm.TrainSet, 
 		}
 	}
 	for _, p := range order {
-		sq = append(sq, outerNormSq(outers[p], method))
+		sq = append(sq, outerNormSq(outers[p], method, V))
 	}
 	for _, p := range trainablePaths(m, set) {
 		if !covered[p] {
@@ -360,19 +373,24 @@ func normsFromTaps(m *lm.Model, need []*lm.Tap, grads []*Node, set lm.TrainSet, 
 }
 
 // outerNormSq returns [B]: ‖Σ_k Σ_t a_k[b,t]ᵀ c_k[b,t]‖²_F, where every a_k
-// is [B,T_k,I] and every c_k is [B,T_k,O] (rank-3; higher ranks are
-// flattened into the time axis).
-func outerNormSq(parts []outer, method NormMethod) *Node {
-	as := make([]*Node, len(parts))
-	cs := make([]*Node, len(parts))
+// is [B,T_k,I] (or the one-hot of ids [B,T_k] over I = vocab) and every c_k
+// is [B,T_k,O] (rank-3; higher ranks are flattened into the time axis).
+//
+// Ghost form: with A_kl = a_k a_lᵀ and C_kl = c_k c_lᵀ (per example),
+// the norm² is Σ_k Σ_l ⟨A_kl, C_kl⟩, taken block by block so parts are never
+// concatenated; a one-hot block is an equality mask of ids (one-hot with
+// one-hot) or a gather of a at the ids (dense with one-hot), never a
+// [B,T,vocab] tensor.
+func outerNormSq(parts []outer, method NormMethod, vocab int) *Node {
+	T, I, O := 0, parts[0].features(vocab), 0
 	for i, p := range parts {
-		as[i], cs[i] = flatten3(p.a), flatten3(p.c)
+		parts[i].c = flatten3(p.c)
+		if p.a != nil {
+			parts[i].a = flatten3(p.a)
+		}
+		T += parts[i].c.Shape().Dimensions[1]
+		O = parts[i].c.Shape().Dimensions[2]
 	}
-	a, c := as[0], cs[0]
-	if len(parts) > 1 {
-		a, c = Concatenate(as, 1), Concatenate(cs, 1)
-	}
-	T, I, O := a.Shape().Dimensions[1], a.Shape().Dimensions[2], c.Shape().Dimensions[2]
 	if method == NormAuto {
 		method = NormExplicit
 		if T*(I+O) < I*O {
@@ -380,12 +398,59 @@ func outerNormSq(parts []outer, method NormMethod) *Node {
 		}
 	}
 	if method == NormGhost {
-		ga := Einsum("bti,bsi->bts", a, a)
-		gc := Einsum("bto,bso->bts", c, c)
-		return ReduceSum(Mul(ga, gc), 1, 2)
+		var total *Node
+		for k := range parts {
+			for l := k; l < len(parts); l++ {
+				term := ReduceSum(Mul(gramA(parts[k], parts[l]), Einsum("bto,bso->bts", parts[k].c, parts[l].c)), 1, 2)
+				if l != k {
+					term = MulScalar(term, 2) // the (l, k) block is the transpose
+				}
+				if total == nil {
+					total = term
+				} else {
+					total = Add(total, term)
+				}
+			}
+		}
+		return total
+	}
+	as := make([]*Node, len(parts))
+	cs := make([]*Node, len(parts))
+	for i, p := range parts {
+		as[i], cs[i] = p.a, p.c
+		if p.ids != nil {
+			as[i] = OneHot(p.ids, vocab, p.c.DType())
+		}
+	}
+	a, c := as[0], cs[0]
+	if len(parts) > 1 {
+		a, c = Concatenate(as, 1), Concatenate(cs, 1)
 	}
 	w := Einsum("bti,bto->bio", a, c)
 	return ReduceSum(Square(w), 1, 2)
+}
+
+// gramA returns a_k a_lᵀ [B, T_k, T_l] for two parts, one-hot ones included.
+func gramA(k, l outer) *Node {
+	switch {
+	case k.ids == nil && l.ids == nil:
+		return Einsum("bti,bsi->bts", k.a, l.a)
+	case k.ids != nil && l.ids != nil:
+		B, Tk, Tl := k.ids.Shape().Dimensions[0], k.ids.Shape().Dimensions[1], l.ids.Shape().Dimensions[1]
+		eq := Equal(BroadcastToDims(Reshape(k.ids, B, Tk, 1), B, Tk, Tl), BroadcastToDims(Reshape(l.ids, B, 1, Tl), B, Tk, Tl))
+		return ConvertDType(eq, k.c.DType())
+	case k.ids != nil:
+		return Transpose(gramA(l, k), 1, 2)
+	}
+	// k dense, l one-hot: A[b,t,s] = a_k[b,t,ids_l[b,s]].
+	g := k.a.Graph()
+	B, Tk, Tl := k.a.Shape().Dimensions[0], k.a.Shape().Dimensions[1], l.ids.Shape().Dimensions[1]
+	idx := shapes.Make(dtypes.Int32, B, Tk, Tl, 1)
+	coords := Concatenate([]*Node{
+		Iota(g, idx, 0), Iota(g, idx, 1),
+		BroadcastToDims(Reshape(l.ids, B, 1, Tl, 1), B, Tk, Tl, 1),
+	}, -1)
+	return Gather(k.a, coords)
 }
 
 // flatten3 reshapes [B, d1, ..., dk, F] to [B, d1*...*dk, F].
