@@ -1,0 +1,106 @@
+package lm
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// TestSamplerDrawsFromTheModel checks the whole sampling path (in-graph
+// softmax with temperature, donated KV caches, the Go draw with top-k/top-p)
+// against the model's own distribution: the first token of 20,000 draws
+// from a fixed tiny model, counted per token, against the softmax of its
+// first-step logits (divided by the temperature, truncated to top-k or to
+// the top-p nucleus and renormalised). Every token's frequency must lie
+// within 5 standard errors of its probability (sqrt(p(1-p)/n)), plus 2e-4
+// for float32 rounding; tokens outside the nucleus must never be drawn.
+func TestSamplerDrawsFromTheModel(t *testing.T) {
+	requireBackend(t)
+	cfg := tinyConfig()
+	m := newTiny(t, cfg, 11)
+	logits, err := m.LogitsFor([][]int32{{cfg.EOS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	for _, opts := range []SampleOptions{
+		{Temperature: 1, TopP: 1},
+		{Temperature: 0.3, TopP: 1},
+		{Temperature: 0.3, TopP: 0.8},
+		{Temperature: 1, TopK: 5, TopP: 1},
+	} {
+		t.Run(fmt.Sprintf("T=%g,p=%g,k=%d", opts.Temperature, opts.TopP, opts.TopK), func(t *testing.T) {
+			want := referenceDistribution(logits[0][0], opts)
+			opts.MaxTokens, opts.Seed = 1, 5
+			out, err := m.Generate(context.Background(), n, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := make([]float64, cfg.VocabSize)
+			for _, s := range out {
+				id := cfg.EOS // an empty sequence drew EOS first
+				if len(s) > 0 {
+					id = s[0]
+				}
+				counts[id]++
+			}
+			for id, p := range want {
+				freq := counts[id] / n
+				if p == 0 {
+					if freq != 0 {
+						t.Errorf("token %d outside the nucleus drawn %d times", id, int(counts[id]))
+					}
+					continue
+				}
+				if tol := 5*math.Sqrt(p*(1-p)/n) + 2e-4; math.Abs(freq-p) > tol {
+					t.Errorf("token %d: frequency %.4f, probability %.4f (tolerance %.4f)", id, freq, p, tol)
+				}
+			}
+		})
+	}
+}
+
+// referenceDistribution is the next-token distribution Generate should draw
+// from, computed in float64 from the logits.
+func referenceDistribution(logits []float32, opts SampleOptions) []float64 {
+	p := make([]float64, len(logits))
+	mx := float64(slices.Max(logits))
+	for i, l := range logits {
+		p[i] = math.Exp((float64(l) - mx) / opts.Temperature)
+	}
+	order := make([]int, len(p))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return p[order[a]] > p[order[b]] })
+	keep := len(order)
+	if opts.TopK > 0 && opts.TopK < keep {
+		keep = opts.TopK
+	}
+	base := 0.0
+	for _, i := range order[:keep] {
+		base += p[i]
+	}
+	if opts.TopP < 1 {
+		mass := 0.0
+		for j, i := range order[:keep] {
+			mass += p[i]
+			if mass >= opts.TopP*base {
+				keep = j + 1
+				break
+			}
+		}
+	}
+	kept := 0.0
+	for _, i := range order[:keep] {
+		kept += p[i]
+	}
+	out := make([]float64, len(p))
+	for _, i := range order[:keep] {
+		out[i] = p[i] / kept
+	}
+	return out
+}
