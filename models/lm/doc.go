@@ -86,15 +86,20 @@
 //
 // # Sampling
 //
-// Generate decodes BatchSize sequences at once from BOS with a per-step
-// graph (DecodeStep) over a fixed-size KV cache [B, Heads, MaxTokens, Dh]
-// per layer, compiled once per (BatchSize, MaxTokens). The Go backend has no
-// DynamicUpdateSlice, so the new key/value is ScatterSum-ed into its (zero)
-// slot and future slots are masked. Temperature, top-k and top-p (default
-// 0.95, relative to the top-k mass when both are set, as in Hugging Face)
-// and the categorical draw run in Go, in parallel over rows; each sequence
+// Generate decodes BatchSize rows at once from BOS with a per-step graph
+// (DecodeStep) over a fixed-size KV cache [B*Heads, MaxTokens, Dh] per
+// layer, compiled once per (BatchSize, MaxTokens) and kept by the model
+// for every later call. Rows are refilled as their sequences end
+// (continuous batching), each row at its own position. The Go backend has
+// no DynamicUpdateSlice, so a row's new key/value is written by adding the
+// difference to what its slot holds (ScatterSum); the cache buffers are
+// donated back to each step, so the write is in place. The step ends with
+// softmax(logits/temperature) in the graph; top-k and top-p (default 0.95,
+// relative to the top-k mass when both are set, as in Hugging Face) and
+// the categorical draw run in Go on those probabilities, in parallel over
+// rows, sorting only the few candidates above a threshold. Each sequence
 // has its own random stream derived from (Seed, index), so output is
-// deterministic for a seed.
+// deterministic for a seed whatever the batch size.
 //
 // # What is not implemented
 //

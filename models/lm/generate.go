@@ -68,10 +68,17 @@ func (o SampleOptions) withDefaults(cfg Config) (SampleOptions, error) {
 
 // Generate samples n sequences from an empty prompt: each starts from BOS
 // (= EOS id, as in GPT-2) and stops at EOS or after MaxTokens tokens. The
-// returned sequences exclude BOS and the final EOS. Decoding uses a KV cache
-// of MaxTokens positions: one compiled step graph per (BatchSize,
-// MaxTokens), fed one token per step; the categorical draw (temperature,
-// top-k, top-p) runs in Go on the step's logits.
+// returned sequences exclude BOS and the final EOS.
+//
+// Decoding keeps BatchSize rows busy (continuous batching): a row whose
+// sequence ended takes the next sequence at the following step, so a batch
+// never waits for its longest sequence. Each row has its own position in
+// a KV cache of MaxTokens slots, compiled once per (BatchSize, MaxTokens)
+// and reused by every call; the step returns next-token probabilities
+// (softmax of logits/temperature, in the graph) and the draw (top-k,
+// top-p) runs in Go. Sequence i draws from its own random stream (Seed, i),
+// so the output depends on the seed only, not on which row or step a
+// sequence ran in.
 func (m *Model) Generate(ctx context.Context, n int, opts SampleOptions) ([][]int32, error) {
 	opts, err := opts.withDefaults(m.cfg)
 	if err != nil {
@@ -85,69 +92,67 @@ func (m *Model) Generate(ctx context.Context, n int, opts SampleOptions) ([][]in
 	if err := m.ensureSampleExecLocked(); err != nil {
 		return nil, err
 	}
-	out := make([][]int32, 0, n)
-	workers := max(1, min(runtime.GOMAXPROCS(0), opts.BatchSize))
-	samplers := make([]*sampler, workers)
-	for i := range samplers {
-		samplers[i] = newSampler(m.cfg.VocabSize)
+	if n == 0 {
+		return [][]int32{}, nil
 	}
-	for len(out) < n {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		rows := min(opts.BatchSize, n-len(out))
-		seqs, err := m.decodeBatchLocked(ctx, rows, len(out), opts, samplers)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, seqs...)
-	}
-	return out, nil
+	return m.decodeLocked(ctx, n, opts)
 }
 
 // DecodeStep is the KV-cache step, exported for tests and custom decoders:
-// token int32 [B] at position pos (int32 scalar), caches [2*Layers] of
-// float32 [B, Heads, Tmax, HeadDim] (K then V per layer). It returns logits
-// [B, VocabSize] and the updated caches. Only positions <= pos are
-// attended. The new key/value is ADDED into slot pos (ScatterSum: the Go
-// backend has no DynamicUpdateSlice), so caches must start at zero and each
-// position be written once, which is how Generate uses it.
+// token int32 [B] at positions pos (int32 [B], one per row, or a scalar for
+// all rows), caches [2*Layers] of float32 [B*Heads, Tmax, HeadDim] (K then
+// V per layer; row b's head h is b*Heads+h). It returns logits [B, VocabSize] and the updated caches,
+// with each row's key and value stored in its slot pos[b]. Row b attends
+// to its slots 0..pos[b] only, so whatever a row's later slots hold (a
+// previous sequence's values, under continuous batching) is never read.
 func (m *Model) DecodeStep(g *Graph, token, pos *Node, caches []*Node) (*Node, []*Node) {
 	c := m.cfg
 	f := &fwd{m: m, g: g}
 	B := token.Shape().Dimensions[0]
 	d, H, Dh := c.Width, c.Heads, c.HeadDim()
-	Tmax := caches[0].Shape().Dimensions[2]
+	Tmax := caches[0].Shape().Dimensions[1]
 	pos = ConvertDType(pos, dtypes.Int32)
+	if pos.Rank() == 0 {
+		pos = BroadcastToDims(pos, B)
+	}
 
 	tokE := Gather(f.v(pathTokEmb), InsertAxes(token, -1)) // [B,d]
-	posE := Gather(f.v(pathPosEmb), Reshape(pos, 1))       // [d]
-	x := Add(tokE, BroadcastToDims(InsertAxes(posE, 0), B, d))
+	posE := Gather(f.v(pathPosEmb), InsertAxes(pos, -1))   // [B,d]
+	x := Add(tokE, posE)
 
-	iota := Iota(g, shapes.Make(dtypes.Int32, Tmax), 0)
-	valid := LessOrEqual(iota, BroadcastToDims(pos, Tmax))
-	maskBias := Where(valid, BroadcastToDims(ScalarZero(g, dtypes.Float32), Tmax), BroadcastToDims(Scalar(g, dtypes.Float32, -1e9), Tmax))
-	maskBias = BroadcastToDims(Reshape(maskBias, 1, 1, Tmax), B, H, Tmax)
-	// Scatter coordinates (b, h, pos) into the [B, H, Tmax, Dh] caches.
-	bhShape := shapes.Make(dtypes.Int32, B, H)
-	slot := Stack([]*Node{Iota(g, bhShape, 0), Iota(g, bhShape, 1), BroadcastToDims(pos, B, H)}, -1) // [B,H,3]
+	// Caches are [B*H, Tmax, Dh], (row, head) pairs first, so the
+	// attention products are plain batched matmuls over them (a [B, H, ...]
+	// layout would be reshaped, which copies, on every step).
+	BH := B * H
+	rowPos := Reshape(BroadcastToDims(InsertAxes(pos, -1), B, H), BH) // pos of each (row, head)
+	// Row b attends to its slots 0..pos[b].
+	slots := Iota(g, shapes.Make(dtypes.Int32, BH, 1, Tmax), 2)
+	valid := LessOrEqual(slots, BroadcastToDims(Reshape(rowPos, BH, 1, 1), BH, 1, Tmax))
+	maskBias := Where(valid, BroadcastToDims(ScalarZero(g, dtypes.Float32), BH, 1, Tmax), BroadcastToDims(Scalar(g, dtypes.Float32, -1e9), BH, 1, Tmax))
+	// Scatter coordinates (b*H+h, pos[b]) into the caches.
+	slot := Stack([]*Node{Iota(g, shapes.Make(dtypes.Int32, BH), 0), rowPos}, -1) // [BH, 2]
 	scale := 1 / math.Sqrt(float64(Dh))
 
+	// write stores kv in slot pos[b] of each row: the Go backend has no
+	// DynamicUpdateSlice, so it adds kv minus what the slot holds (a row
+	// reused by continuous batching holds its previous sequence's values
+	// there; a fresh cache holds zeros, and then the write is exact).
+	write := func(cache, kv *Node) *Node {
+		return ScatterSum(cache, slot, Sub(kv, Gather(cache, slot)), true, true)
+	}
 	newCaches := make([]*Node, len(caches))
 	for i := range c.Layers {
 		lp := LayerPath(i)
 		h := f.layerNorm("", lp+"/ln1", x)
-		q := Reshape(f.projection(i, "q", h), B, H, Dh)
-		k := Reshape(f.projection(i, "k", h), B, H, Dh)
-		v := Reshape(f.projection(i, "v", h), B, H, Dh)
-		// Slot pos is still zero, so adding writes it exactly (no
-		// DynamicUpdateSlice in the Go backend; ScatterSum touches one row).
-		K := ScatterSum(caches[2*i], slot, k, true, true)
-		V := ScatterSum(caches[2*i+1], slot, v, true, true)
+		q := Reshape(f.projection(i, "q", h), BH, 1, Dh)
+		k := Reshape(f.projection(i, "k", h), BH, Dh)
+		v := Reshape(f.projection(i, "v", h), BH, Dh)
+		K := write(caches[2*i], k)
+		V := write(caches[2*i+1], v)
 		newCaches[2*i], newCaches[2*i+1] = K, V
-		scores := Add(MulScalar(Einsum("bhd,bhtd->bht", q, K), scale), maskBias)
+		scores := Add(MulScalar(Einsum("nqd,ntd->nqt", q, K), scale), maskBias)
 		probs := Softmax(scores, -1)
-		ctxv := Einsum("bht,bhtd->bhd", probs, V)
+		ctxv := Einsum("nqt,ntd->nqd", probs, V)
 		x = Add(x, f.projection(i, "o", Reshape(ctxv, B, d)))
 		h2 := f.layerNorm("", lp+"/ln2", x)
 		x = Add(x, f.mlp(i, h2))
@@ -156,11 +161,6 @@ func (m *Model) DecodeStep(g *Graph, token, pos *Node, caches []*Node) (*Node, [
 	return f.head(x), newCaches
 }
 
-// ensureSampleExecLocked compiles the sampling step: DecodeStep, then the
-// next-token probabilities softmax(logits/temperature) (the temperature is
-// an input, so one executable serves every temperature), so the draw in Go
-// needs no exponentials. Inputs: token [B], pos, temperature (float32
-// scalars), caches; outputs: probabilities [B, V], caches.
 func (m *Model) ensureSampleExecLocked() error {
 	if m.sampleExec != nil {
 		return nil
@@ -192,42 +192,60 @@ func (m *Model) ensureDecodeExecLocked() error {
 	return nil
 }
 
-// decodeBatchLocked decodes one batch; sequence first+b draws from its own
-// random stream (seed, first+b), so results do not depend on how rows are
-// spread over the sampling goroutines.
-func (m *Model) decodeBatchLocked(ctx context.Context, rows, first int, opts SampleOptions, samplers []*sampler) ([][]int32, error) {
+// decodeRow is one row of the decoding batch: the sequence it is
+// generating (-1: idle), its position and its random stream.
+type decodeRow struct {
+	seq int
+	pos int32
+	rng *rand.Rand
+}
+
+// decodeLocked generates n sequences with continuous batching.
+func (m *Model) decodeLocked(ctx context.Context, n int, opts SampleOptions) ([][]int32, error) {
 	c := m.cfg
 	B, Tmax, V := opts.BatchSize, opts.MaxTokens, c.VocabSize
 	caches := make([]any, 2*c.Layers)
 	for i := range caches {
-		caches[i] = tensors.FromShape(shapes.Make(dtypes.Float32, B, c.Heads, Tmax, c.HeadDim()))
+		caches[i] = tensors.FromShape(shapes.Make(dtypes.Float32, B*c.Heads, Tmax, c.HeadDim()))
 	}
-	tok := make([]int32, B)
-	for i := range tok {
-		tok[i] = c.EOS
+	out := make([][]int32, n)
+	rows := make([]decodeRow, B)
+	tok, pos := make([]int32, B), make([]int32, B)
+	next, active := 0, 0
+	start := func(b int) {
+		rows[b], tok[b], pos[b] = decodeRow{seq: -1}, c.EOS, 0
+		if next < n {
+			rows[b] = decodeRow{seq: next, rng: rand.New(rand.NewPCG(opts.Seed, uint64(next)))}
+			out[next] = []int32{}
+			next++
+			active++
+		}
 	}
-	seqs := make([][]int32, rows)
-	done := make([]bool, rows)
-	rngs := make([]*rand.Rand, rows)
-	for b := range rngs {
-		rngs[b] = rand.New(rand.NewPCG(opts.Seed, uint64(first+b)))
+	for b := range rows {
+		start(b)
 	}
 	temperature := float32(opts.Temperature)
 	if opts.Greedy {
 		temperature = 1 // the argmax of the probabilities is the argmax of the logits
 	}
-	left := rows
-	for pos := 0; pos < Tmax && left > 0; pos++ {
+	workers := max(1, min(runtime.GOMAXPROCS(0), B))
+	samplers := make([]*sampler, workers)
+	for i := range samplers {
+		samplers[i] = newSampler(V)
+	}
+	drawn := make([]int32, B)
+	for active > 0 {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		args := append([]any{tensors.FromFlatDataAndDimensions(append([]int32(nil), tok...), B), int32(pos), temperature}, caches...)
+		args := append([]any{tensors.FromFlatDataAndDimensions(slices.Clone(tok), B),
+			tensors.FromFlatDataAndDimensions(slices.Clone(pos), B), temperature}, caches...)
 		outs, err := m.sampleExec.Call(args...)
 		if err != nil {
 			return nil, fmt.Errorf("lm: decode step: %w", err)
 		}
 		// The caches go back in as donated buffers: the step writes one
-		// slot of each in place instead of copying all of them.
+		// slot of each row in place instead of copying them.
 		for i := range caches {
 			if caches[i], err = DonateTensorBuffer(outs[1+i], m.backend, 0); err != nil {
 				return nil, fmt.Errorf("lm: decode step: %w", err)
@@ -243,34 +261,32 @@ func (m *Model) decodeBatchLocked(ctx context.Context, rows, first int, opts Sam
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for b := w; b < rows; b += len(samplers) {
-					if done[b] {
-						continue
+				for b := w; b < B; b += len(samplers) {
+					if rows[b].seq >= 0 {
+						drawn[b] = smp.sample(probs[b*V:(b+1)*V], opts, rows[b].rng)
 					}
-					next := smp.sample(probs[b*V:(b+1)*V], opts, rngs[b])
-					if next == c.EOS {
-						done[b] = true
-						continue
-					}
-					seqs[b] = append(seqs[b], next)
-					tok[b] = next
 				}
 			}()
 		}
 		wg.Wait()
-		left = 0
-		for _, d := range done {
-			if !d {
-				left++
+		for b := range rows {
+			r := &rows[b]
+			if r.seq < 0 {
+				continue
 			}
+			if drawn[b] != c.EOS {
+				out[r.seq] = append(out[r.seq], drawn[b])
+			}
+			if drawn[b] == c.EOS || int(r.pos)+1 >= Tmax {
+				active--
+				start(b)
+				continue
+			}
+			r.pos++
+			tok[b], pos[b] = drawn[b], r.pos
 		}
 	}
-	for b := range seqs {
-		if seqs[b] == nil {
-			seqs[b] = []int32{}
-		}
-	}
-	return seqs, nil
+	return out, nil
 }
 
 // sampler holds scratch buffers for the categorical draw.

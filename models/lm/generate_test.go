@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"testing"
@@ -103,4 +104,57 @@ func referenceDistribution(logits []float32, opts SampleOptions) []float64 {
 		out[i] = p[i] / kept
 	}
 	return out
+}
+
+// TestContinuousBatchingMatchesOneBatch: 20 sequences of varied lengths
+// decoded 3 rows at a time (rows are reused as soon as their sequence
+// ends, on top of the previous sequence's cache) equal the same 20
+// decoded in one batch of 20 (no row reused), sequence by sequence.
+func TestContinuousBatchingMatchesOneBatch(t *testing.T) {
+	requireBackend(t)
+	cfg := tinyConfig()
+	cfg.TiedEmbeddings = false
+	m := newTiny(t, cfg, 12)
+	// Random head with the end-of-text logit raised by 2 (layer-norm
+	// outputs sum to zero, so with gain and bias 1 a column shift of
+	// 2/Width adds exactly 2): sequences end after ~10 tokens on average.
+	ones := make([]float32, cfg.Width)
+	for i := range ones {
+		ones[i] = 1
+	}
+	for _, p := range []string{pathLNf + "/gain", pathLNf + "/bias"} {
+		if err := m.SetWeight(p, ones); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	head := make([]float32, cfg.Width*cfg.VocabSize)
+	for i := range head {
+		head[i] = float32(rng.NormFloat64() * 0.3)
+		if i%cfg.VocabSize == int(cfg.EOS) {
+			head[i] += 2 / float32(cfg.Width)
+		}
+	}
+	if err := m.SetWeight(pathHead, head); err != nil {
+		t.Fatal(err)
+	}
+	gen := func(batch int) [][]int32 {
+		t.Helper()
+		out, err := m.Generate(context.Background(), 20, SampleOptions{Seed: 3, MaxTokens: 12, BatchSize: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	one, three := gen(20), gen(3)
+	lengths := map[int]bool{}
+	for i := range one {
+		lengths[len(one[i])] = true
+		if !slices.Equal(one[i], three[i]) {
+			t.Errorf("sequence %d: %v in one batch, %v three rows at a time", i, one[i], three[i])
+		}
+	}
+	if len(lengths) < 3 {
+		t.Errorf("lengths %v: want varied lengths, so rows are reused mid-stream", lengths)
+	}
 }

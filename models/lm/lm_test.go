@@ -216,7 +216,7 @@ func decodeLogits(t *testing.T, m *Model, rows [][]int32, tmax int) [][][]float3
 	B, T, V := len(rows), len(rows[0]), c.VocabSize
 	caches := make([]any, 2*c.Layers)
 	for i := range caches {
-		caches[i] = tensors.FromFlatDataAndDimensions(make([]float32, B*c.Heads*tmax*c.HeadDim()), B, c.Heads, tmax, c.HeadDim())
+		caches[i] = tensors.FromFlatDataAndDimensions(make([]float32, B*c.Heads*tmax*c.HeadDim()), B*c.Heads, tmax, c.HeadDim())
 	}
 	out := make([][][]float32, B)
 	for b := range out {

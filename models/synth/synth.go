@@ -11,7 +11,7 @@ import (
 )
 
 // sampleChunk bounds the samples one Generate call draws.
-const sampleChunk = 256
+const sampleChunk = 512
 
 // Stats counts what Sample drew.
 type Stats struct {
