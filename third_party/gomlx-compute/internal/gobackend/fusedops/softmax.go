@@ -59,7 +59,11 @@ func execFusedSoftmax(backend *gobackend.Backend, node *gobackend.Node, inputs [
 
 	switch input.RawShape.DType {
 	case dtypes.Float32:
-		fusedSoftmax(input.Flat.([]float32), output.Flat.([]float32), axis, node.Shape, fastmath.Exp32)
+		if _, _, inner := fusedSoftmaxComputeAxisStrides(node.Shape, axis); inner == 1 {
+			fusedSoftmaxLastAxis32(input.Flat.([]float32), output.Flat.([]float32), node.Shape.Dimensions[axis]) // dpinstruct patch
+		} else {
+			fusedSoftmax(input.Flat.([]float32), output.Flat.([]float32), axis, node.Shape, fastmath.Exp32)
+		}
 	case dtypes.Float64:
 		fusedSoftmax(input.Flat.([]float64), output.Flat.([]float64), axis, node.Shape, math.Exp)
 	default:
@@ -114,6 +118,31 @@ func fusedSoftmax[T float32 | float64](input, output []T, axis int, shape shapes
 				idx := baseIdx + i*innerSize
 				output[idx] *= invSum
 			}
+		}
+	}
+}
+
+// fusedSoftmaxLastAxis32 (dpinstruct patch): softmax over contiguous rows
+// of n, with the exponentials taken a slice at a time (fastmath.ExpSlice32,
+// vectorised where the CPU allows).
+func fusedSoftmaxLastAxis32(input, output []float32, n int) {
+	for start := 0; start < len(input); start += n {
+		in, out := input[start:start+n], output[start:start+n]
+		maxVal := float32(math.Inf(-1))
+		for _, v := range in {
+			maxVal = max(maxVal, v)
+		}
+		for i, v := range in {
+			out[i] = v - maxVal
+		}
+		fastmath.ExpSlice32(out, out)
+		var sum float32
+		for _, v := range out {
+			sum += v
+		}
+		inv := 1 / sum
+		for i := range out {
+			out[i] *= inv
 		}
 	}
 }

@@ -494,11 +494,10 @@ func execExp(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 }
 
 // execExpFloat32 (dpinstruct patch): float32 exp without a float64 round
-// trip through math.Exp (max relative error < 1e-7, see fastmath.Exp32).
+// trip through math.Exp (max relative error < 1e-7, see fastmath.Exp32),
+// vectorised where the CPU allows (fastmath.ExpSlice32).
 func execExpFloat32(inputs, outputs []float32) {
-	for ii, input := range inputs {
-		outputs[ii] = fastmath.Exp32(input)
-	}
+	fastmath.ExpSlice32(inputs, outputs)
 }
 
 func execExpGeneric[T float32 | float64](inputs, outputs []T) {
@@ -973,9 +972,7 @@ func execTanh(backend *gobackend.Backend, node *gobackend.Node, inputs []*goback
 // execTanhFloat32 (dpinstruct patch): float32 tanh without a float64 round
 // trip through math.Tanh; see fastmath.Tanh32.
 func execTanhFloat32(inputs, outputs []float32) {
-	for ii, input := range inputs {
-		outputs[ii] = fastmath.Tanh32(input)
-	}
+	fastmath.TanhSlice32(inputs, outputs)
 }
 
 func execTanhGeneric[T float32 | float64](inputs, outputs []T) {

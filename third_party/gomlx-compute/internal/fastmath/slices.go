@@ -1,0 +1,24 @@
+// dpinstruct patch: exp and tanh over float32 slices, vectorised where the
+// CPU allows (slices_simd.go).
+
+package fastmath
+
+// ExpSlice32 sets out[i] = Exp32(in[i]) (within Exp32's accuracy).
+func ExpSlice32(in, out []float32) {
+	if expSliceSIMD(in, out) {
+		return
+	}
+	for i, x := range in {
+		out[i] = Exp32(x)
+	}
+}
+
+// TanhSlice32 sets out[i] = Tanh32(in[i]) (within Tanh32's accuracy).
+func TanhSlice32(in, out []float32) {
+	if tanhSliceSIMD(in, out) {
+		return
+	}
+	for i, x := range in {
+		out[i] = Tanh32(x)
+	}
+}
