@@ -24,9 +24,9 @@ func TestBroadcastLoopsMatchIterator(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.lhs, tc.rhs), func(t *testing.T) {
 			ls, rs := shapes.Make(dtypes.Float32, tc.lhs...), shapes.Make(dtypes.Float32, tc.rhs...)
-			outDims := make([]int, len(tc.lhs))
+			outDims := make([]int, max(len(tc.lhs), len(tc.rhs)))
 			for i := range outDims {
-				outDims[i] = max(tc.lhs[i], tc.rhs[i])
+				outDims[i] = max(dimAt(tc.lhs, i, len(outDims)), dimAt(tc.rhs, i, len(outDims)))
 			}
 			os := shapes.Make(dtypes.Float32, outDims...)
 			lhs, rhs := make([]float32, ls.Size()), make([]float32, rs.Size())
@@ -36,18 +36,41 @@ func TestBroadcastLoopsMatchIterator(t *testing.T) {
 			for i := range rhs {
 				rhs[i] = float32(100 * (i + 1))
 			}
-			want := make([]float32, os.Size())
-			it := gobackend.NewZippedBroadcastIterator(ls, rs, os)
-			for ix := range it.IterFlatIndices() {
-				want[ix.TgtFlatIdx] = lhs[ix.LHSFlatIdx] - rhs[ix.RHSFlatIdx]
-			}
-			got := make([]float32, os.Size())
-			execSubNumericGeneric(lhs, rhs, got, ls, rs, os)
-			for i := range got {
-				if got[i] != want[i] {
-					t.Fatalf("element %d = %v, want %v", i, got[i], want[i])
+			for _, op := range []struct {
+				name string
+				exec func(l, r, o []float32, ls, rs, os shapes.Shape)
+				fn   func(a, b float32) float32
+			}{
+				{"sub", execSubNumericGeneric[float32], func(a, b float32) float32 { return a - b }},
+				{"div", execDivNumericGeneric[float32], func(a, b float32) float32 { return a / b }},
+			} {
+				want := make([]float32, os.Size())
+				if len(lhs) == 1 {
+					for i := range want {
+						want[i] = op.fn(lhs[0], rhs[i])
+					}
+				} else {
+					it := gobackend.NewZippedBroadcastIterator(ls, rs, os)
+					for ix := range it.IterFlatIndices() {
+						want[ix.TgtFlatIdx] = op.fn(lhs[ix.LHSFlatIdx], rhs[ix.RHSFlatIdx])
+					}
+				}
+				got := make([]float32, os.Size())
+				op.exec(lhs, rhs, got, ls, rs, os)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("%s: element %d = %v, want %v", op.name, i, got[i], want[i])
+					}
 				}
 			}
 		})
 	}
+}
+
+// dimAt is dims' axis i when dims is right-aligned to rank (1 before it).
+func dimAt(dims []int, i, rank int) int {
+	if j := i - (rank - len(dims)); j >= 0 {
+		return dims[j]
+	}
+	return 1
 }

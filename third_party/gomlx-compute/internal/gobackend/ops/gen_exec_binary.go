@@ -93,6 +93,9 @@ func execAdd(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 
 func execAddNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, output []T,
 	lhsShape, rhsShape, outputShape shapes.Shape) {
+	if simdBinaryFloat32(simdAdd, lhs, rhs, output, lhsShape, rhsShape, outputShape) { // dpinstruct patch
+		return
+	}
 	switch {
 	case len(rhs) == 1:
 		// Case 1: One side (rhs) is a scalar: only iterate over the lhs.
@@ -267,6 +270,9 @@ func execMul(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 
 func execMulNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, output []T,
 	lhsShape, rhsShape, outputShape shapes.Shape) {
+	if simdBinaryFloat32(simdMul, lhs, rhs, output, lhsShape, rhsShape, outputShape) { // dpinstruct patch
+		return
+	}
 	switch {
 	case len(rhs) == 1:
 		// Case 1: One side (rhs) is a scalar: only iterate over the lhs.
@@ -437,6 +443,9 @@ func execSub(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 
 func execSubNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, output []T,
 	lhsShape, rhsShape, outputShape shapes.Shape) {
+	if simdBinaryFloat32(simdSub, lhs, rhs, output, lhsShape, rhsShape, outputShape) { // dpinstruct patch
+		return
+	}
 	switch {
 	case len(rhs) == 1:
 		// Case 1: One side (rhs) is a scalar: only iterate over the lhs.
@@ -630,6 +639,9 @@ func execDiv(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 
 func execDivNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, output []T,
 	lhsShape, rhsShape, outputShape shapes.Shape) {
+	if simdBinaryFloat32(simdDiv, lhs, rhs, output, lhsShape, rhsShape, outputShape) { // dpinstruct patch
+		return
+	}
 	switch {
 	case len(rhs) == 1:
 		// Case 1: One side (rhs) is a scalar: only iterate over the lhs.
