@@ -22,3 +22,26 @@ func TanhSlice32(in, out []float32) {
 		out[i] = Tanh32(x)
 	}
 }
+
+// SoftmaxRow32 sets out = softmax(in) (exponentials by ExpSlice32).
+func SoftmaxRow32(in, out []float32) {
+	if softmaxRowSIMD(in, out) {
+		return
+	}
+	maxVal := in[0]
+	for _, v := range in {
+		maxVal = max(maxVal, v)
+	}
+	for i, v := range in {
+		out[i] = v - maxVal
+	}
+	ExpSlice32(out, out)
+	var sum float64
+	for _, v := range out {
+		sum += float64(v)
+	}
+	inv := float32(1 / sum)
+	for i := range out {
+		out[i] *= inv
+	}
+}

@@ -6,3 +6,5 @@ package fastmath
 
 func expSliceSIMD(in, out []float32) bool  { return false }
 func tanhSliceSIMD(in, out []float32) bool { return false }
+
+func softmaxRowSIMD(in, out []float32) bool { return false }

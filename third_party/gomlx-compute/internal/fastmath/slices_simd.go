@@ -102,3 +102,54 @@ func tanhSliceSIMD(in, out []float32) bool {
 	}
 	return true
 }
+
+// softmaxRowSIMD is SoftmaxRow32 16 lanes at a time: max, exp(x - max)
+// with the sum, then the scale.
+func softmaxRowSIMD(in, out []float32) bool {
+	n := len(in)
+	if !hasAVX512 || n < 16 {
+		return false
+	}
+	out = out[:n]
+	mv := archsimd.LoadFloat32x16Slice(in)
+	i := 16
+	for ; i+16 <= n; i += 16 {
+		mv = mv.Max(archsimd.LoadFloat32x16Slice(in[i:]))
+	}
+	var lanes [16]float32
+	mv.Store(&lanes)
+	maxVal := lanes[0]
+	for _, v := range lanes {
+		maxVal = max(maxVal, v)
+	}
+	for ; i < n; i++ {
+		maxVal = max(maxVal, in[i])
+	}
+	c := newExpConsts()
+	m := archsimd.BroadcastFloat32x16(maxVal)
+	sv := archsimd.BroadcastFloat32x16(0)
+	i = 0
+	for ; i+16 <= n; i += 16 {
+		e := exp16(archsimd.LoadFloat32x16Slice(in[i:]).Sub(m), c)
+		e.StoreSlice(out[i:])
+		sv = sv.Add(e)
+	}
+	sv.Store(&lanes)
+	var sum float32
+	for _, v := range lanes {
+		sum += v
+	}
+	for ; i < n; i++ {
+		out[i] = Exp32(in[i] - maxVal)
+		sum += out[i]
+	}
+	inv := archsimd.BroadcastFloat32x16(1 / sum)
+	i = 0
+	for ; i+16 <= n; i += 16 {
+		archsimd.LoadFloat32x16Slice(out[i:]).Mul(inv).StoreSlice(out[i:])
+	}
+	for ; i < n; i++ {
+		out[i] *= 1 / sum
+	}
+	return true
+}

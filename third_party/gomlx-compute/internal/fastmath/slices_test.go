@@ -52,3 +52,28 @@ func BenchmarkSlices32(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/value")
 	})
 }
+
+func TestSoftmaxRow32(t *testing.T) {
+	for _, n := range []int{1, 7, 16, 50, 4096} {
+		in := make([]float32, n)
+		for i := range in {
+			in[i] = float32((i*37)%101)/10 - 5
+		}
+		out := make([]float32, n)
+		SoftmaxRow32(in, out)
+		mx := math.Inf(-1)
+		for _, v := range in {
+			mx = math.Max(mx, float64(v))
+		}
+		total := 0.0
+		for _, v := range in {
+			total += math.Exp(float64(v) - mx)
+		}
+		for i, v := range in {
+			want := math.Exp(float64(v)-mx) / total
+			if math.Abs(float64(out[i])-want) > 1e-6*want+1e-12 {
+				t.Fatalf("n=%d: softmax[%d] = %v, want %v", n, i, out[i], want)
+			}
+		}
+	}
+}

@@ -123,26 +123,9 @@ func fusedSoftmax[T float32 | float64](input, output []T, axis int, shape shapes
 }
 
 // fusedSoftmaxLastAxis32 (dpinstruct patch): softmax over contiguous rows
-// of n, with the exponentials taken a slice at a time (fastmath.ExpSlice32,
-// vectorised where the CPU allows).
+// of n, vectorised where the CPU allows (fastmath.SoftmaxRow32).
 func fusedSoftmaxLastAxis32(input, output []float32, n int) {
 	for start := 0; start < len(input); start += n {
-		in, out := input[start:start+n], output[start:start+n]
-		maxVal := float32(math.Inf(-1))
-		for _, v := range in {
-			maxVal = max(maxVal, v)
-		}
-		for i, v := range in {
-			out[i] = v - maxVal
-		}
-		fastmath.ExpSlice32(out, out)
-		var sum float32
-		for _, v := range out {
-			sum += v
-		}
-		inv := 1 / sum
-		for i := range out {
-			out[i] *= inv
-		}
+		fastmath.SoftmaxRow32(input[start:start+n], output[start:start+n])
 	}
 }
