@@ -114,6 +114,9 @@ func (c Config) Defaults() Config {
 	return c
 }
 
+// poolBatch is the decoding batch the pool is sampled with.
+const poolBatch = 256
+
 // Plan is a window's privacy plan, fixed before any record is read.
 type Plan struct {
 	Records         int     `json:"records"`
@@ -278,7 +281,12 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 	poolSize := max(2, int(math.Ceil(cfg.PoolFactor*float64(len(texts)))))
 	prog.Stage("sampling", poolSize)
 	pool, _, err := synth.Sample(ctx, m, tok, poolSize, synth.Options{
-		SampleOptions: lm.SampleOptions{TopP: cfg.TopP, Temperature: cfg.Temperature, Seed: rand.Uint64()},
+		// 256 rows at a time: a pool is thousands of sequences, and a
+		// wider decoding step spreads its fixed costs (the step's graph,
+		// the vocabulary softmax per row is not one of them) over more
+		// tokens: ~1.5x the tokens/s of 64 rows here, for ~100 MB of KV
+		// cache with the shipped model.
+		SampleOptions: lm.SampleOptions{TopP: cfg.TopP, Temperature: cfg.Temperature, Seed: rand.Uint64(), BatchSize: poolBatch},
 		Progress:      prog.Advance,
 	})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 // embedBatch is the fixed batch the pooling graph is compiled for: every
 // call pads to it, so one compilation serves all inputs.
-const embedBatch = 32
+const embedBatch = 128
 
 // EmbedTokens returns, for each token row, the mean of the model's final
 // hidden states over the row's tokens: a Width-long vector. Each row is

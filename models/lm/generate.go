@@ -33,6 +33,9 @@ type SampleOptions struct {
 	// Seed makes the draw deterministic: the same model, n and options give
 	// the same sequences.
 	Seed uint64
+	// Progress, when set, is called after each decoding step that
+	// finished sequences, with how many it finished.
+	Progress func(finished int)
 	// BatchSize: sequences decoded together (default 64). The last batch is
 	// padded to this size, so one compiled executable serves every batch.
 	BatchSize int
@@ -269,6 +272,7 @@ func (m *Model) decodeLocked(ctx context.Context, n int, opts SampleOptions) ([]
 			}()
 		}
 		wg.Wait()
+		finished := 0
 		for b := range rows {
 			r := &rows[b]
 			if r.seq < 0 {
@@ -279,11 +283,15 @@ func (m *Model) decodeLocked(ctx context.Context, n int, opts SampleOptions) ([]
 			}
 			if drawn[b] == c.EOS || int(r.pos)+1 >= Tmax {
 				active--
+				finished++
 				start(b)
 				continue
 			}
 			r.pos++
 			tok[b], pos[b] = drawn[b], r.pos
+		}
+		if finished > 0 && opts.Progress != nil {
+			opts.Progress(finished)
 		}
 	}
 	return out, nil

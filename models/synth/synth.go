@@ -10,9 +10,6 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
-// sampleChunk bounds the samples one Generate call draws.
-const sampleChunk = 512
-
 // Stats counts what Sample drew.
 type Stats struct {
 	Drawn, Duplicates, Empty, Tokens int
@@ -25,7 +22,8 @@ type Options struct {
 	// MaxDrawFactor bounds the draws at MaxDrawFactor*n (0: 20), so a
 	// model that repeats itself ends with fewer texts instead of looping.
 	MaxDrawFactor int
-	// Progress, when set, is told how many new distinct texts were kept.
+	// Progress, when set, is told how many more texts are done, as
+	// sequences finish (at most n in all).
 	Progress func(kept int)
 }
 
@@ -46,15 +44,26 @@ func Sample(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, n int, o
 	start := time.Now()
 	seen := make(map[string]bool, n)
 	texts := make([]string, 0, n)
+	reported := 0 // progress told so far, never above n
 	for round := uint64(0); len(texts) < n && st.Drawn < factor*n; round++ {
 		o := opts.SampleOptions
 		o.Seed = opts.Seed + round*0x9e3779b97f4a7c15
-		// Chunks, so progress moves and ctx is checked between them.
-		seqs, err := m.Generate(ctx, min(n-len(texts), sampleChunk), o)
+		if opts.Progress != nil {
+			// Progress moves as sequences finish (one round draws all
+			// that are missing, so decoding rows never wait for a chunk's
+			// last sequence); a duplicate found afterwards is drawn again
+			// in the next round without moving it past n.
+			o.Progress = func(finished int) {
+				if adv := min(finished, n-reported); adv > 0 {
+					reported += adv
+					opts.Progress(adv)
+				}
+			}
+		}
+		seqs, err := m.Generate(ctx, n-len(texts), o)
 		if err != nil {
 			return nil, st, fmt.Errorf("synth: sampling round %d: %w", round, err)
 		}
-		kept := 0
 		for _, s := range seqs {
 			st.Drawn++
 			st.Tokens += len(s)
@@ -68,12 +77,11 @@ func Sample(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, n int, o
 			case len(texts) < n:
 				seen[text] = true
 				texts = append(texts, text)
-				kept++
 			}
 		}
-		if opts.Progress != nil && kept > 0 {
-			opts.Progress(kept)
-		}
+	}
+	if opts.Progress != nil && reported < len(texts) {
+		opts.Progress(len(texts) - reported)
 	}
 	st.Elapsed = time.Since(start)
 	return texts, st, nil
