@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dpinstruct/dpinstruct/models/base"
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/lm"
+	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 	"github.com/dpinstruct/dpinstruct/sink"
 	"github.com/dpinstruct/dpinstruct/stream"
 )
@@ -34,6 +36,46 @@ type DPProcessor struct {
 	// unit and maxPerUser come from the privacy section.
 	unit       string
 	maxPerUser int
+
+	// models keeps the generator (whose adapters each window resets) and
+	// the embedding model from one window to the next, so their compiled
+	// graphs (the decoding step among them) are built once per process;
+	// modelsMu serialises the windows that use them.
+	modelsMu sync.Mutex
+	models   *dpModels
+}
+
+// dpModels are the models a DP window runs on, opened from one base
+// folder on one backend.
+type dpModels struct {
+	gen, emb *lm.Model
+	tok      *tokenizer.Tokenizer
+}
+
+// openModels returns the processor's models, opening them on first use.
+// Call with modelsMu held.
+func (p *DPProcessor) openModels() (*dpModels, error) {
+	if p.models != nil {
+		return p.models, nil
+	}
+	be, err := lm.BackendFromName(p.cfg.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: processor.backend: %w", err)
+	}
+	gen, tok, err := base.Open(p.cfg.BaseModel, lm.WithBackend(be))
+	if err != nil {
+		return nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
+	}
+	ms := &dpModels{gen: gen, tok: tok}
+	if p.cfg.Embedding != "lexical" {
+		// The base model without adapters: the embedding must not depend
+		// on any window's (private) fine-tuning.
+		if ms.emb, _, err = base.Open(p.cfg.BaseModel, lm.WithBackend(be)); err != nil {
+			return nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
+		}
+	}
+	p.models = ms
+	return ms, nil
 }
 
 // StageProgress shows a long window stage to a person (progress bars);
@@ -113,25 +155,19 @@ func (p *DPProcessor) Process(ctx context.Context, w *Window) (*Result, error) {
 	if len(texts) == 0 {
 		return &Result{}, nil
 	}
-	be, err := lm.BackendFromName(p.cfg.Backend)
+	p.modelsMu.Lock()
+	defer p.modelsMu.Unlock()
+	ms, err := p.openModels()
 	if err != nil {
-		return nil, fmt.Errorf("dp processor: processor.backend: %w", err)
+		return nil, err
 	}
-	m, tok, err := base.Open(p.cfg.BaseModel, lm.WithBackend(be))
-	if err != nil {
-		return nil, fmt.Errorf("dp processor: processor.base_model: %w", err)
-	}
+	m, tok := ms.gen, ms.tok
 	embedder := func(pool []string) (embed.Embedder, error) {
 		if p.cfg.Embedding == "lexical" {
 			lex := embed.NewLexical(embed.LexicalOptions{})
 			return lex, lex.Fit(ctx, pool) // synthetic texts only
 		}
-		// The base model, loaded again: m now carries the window's adapters.
-		bm, _, err := base.Open(p.cfg.BaseModel, lm.WithBackend(be))
-		if err != nil {
-			return nil, err
-		}
-		return embed.NewModel(bm, tok), nil
+		return embed.NewModel(ms.emb, tok), nil
 	}
 	out, err := dpwindow.Run(ctx, m, tok, embedder, texts, users, plan, p.method(), &logProgress{log: p.log, window: w.ID, also: p.progress})
 	if err != nil {

@@ -261,7 +261,7 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 	default:
 		return nil, fmt.Errorf("dpwindow: unit must be record or user, not %q", cfg.Unit)
 	}
-	if err := m.AddLoRA(*cfg.LoRA, seedFromCrypto()); err != nil {
+	if err := freshAdapters(m, *cfg.LoRA); err != nil {
 		return nil, fmt.Errorf("dpwindow: adapters: %w", err)
 	}
 	tr, err := dpsgd.NewTrainer(m, dpsgd.TrainerOptions{
@@ -324,6 +324,20 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		out.Clusters = append(out.Clusters, res.SelectedCluster[i])
 	}
 	return out, nil
+}
+
+// freshAdapters gives m new adapters for a window: added to a model that
+// has none, or reset in place (optimizer state too) on a model reused from
+// an earlier window with the same adapter shape, which keeps its compiled
+// graphs.
+func freshAdapters(m *lm.Model, l lm.LoRAConfig) error {
+	if have := m.Config().LoRA; have.Rank > 0 {
+		if have.Rank != l.Rank || !slices.Equal(have.Targets, l.Targets) || have.Alpha != l.Alpha {
+			return fmt.Errorf("model already has other adapters (rank %d, targets %v)", have.Rank, have.Targets)
+		}
+		return m.ResetLoRA(seedFromCrypto())
+	}
+	return m.AddLoRA(l, seedFromCrypto())
 }
 
 // BoundUsers groups texts by user and keeps at most k of each user's

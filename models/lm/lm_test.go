@@ -584,3 +584,56 @@ func TestTapsGivePerExampleGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestResetLoRAStartsAfreshAndKeepsGraphs: after training steps, ResetLoRA
+// with a seed gives the adapters AddLoRA gives with that seed, zero
+// optimizer state, unchanged base weights, and the same compiled decoding
+// step (no recompilation).
+func TestResetLoRAStartsAfreshAndKeepsGraphs(t *testing.T) {
+	requireBackend(t)
+	m := newTiny(t, tinyConfig(), 5)
+	if err := m.ResetLoRA(1); err == nil {
+		t.Fatal("ResetLoRA without adapters accepted")
+	}
+	if err := m.AddLoRA(DefaultLoRA(), 1); err != nil {
+		t.Fatal(err)
+	}
+	base := m.WeightPaths(false)
+	b0 := snapshot(t, m, base)
+	tr, err := m.NewTrainer(TrainerOptions{Trainable: TrainAdapters, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := tr.Step(toyCorpus()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Generate(context.Background(), 2, SampleOptions{MaxTokens: 4}); err != nil {
+		t.Fatal(err)
+	}
+	exec := m.sampleExec
+	if err := m.ResetLoRA(7); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newTiny(t, tinyConfig(), 5)
+	if err := fresh.AddLoRA(DefaultLoRA(), 7); err != nil {
+		t.Fatal(err)
+	}
+	got, want := snapshot(t, m, base), snapshot(t, fresh, base)
+	for _, p := range base {
+		if strings.HasPrefix(p, LoRAScope+"/") {
+			if !slices.Equal(got[p], want[p]) {
+				t.Errorf("adapter %s after ResetLoRA(7) differs from AddLoRA(7)", p)
+			}
+		} else if !slices.Equal(got[p], b0[p]) {
+			t.Errorf("base weight %s changed", p)
+		}
+	}
+	if steps := tr.Steps(); steps != 0 {
+		t.Errorf("optimizer step counter %d after ResetLoRA, want 0", steps)
+	}
+	if m.sampleExec != exec {
+		t.Error("ResetLoRA dropped the compiled decoding step")
+	}
+}

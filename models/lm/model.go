@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -177,6 +178,12 @@ func (m *Model) AddLoRA(l LoRAConfig, seed uint64) error {
 }
 
 func (m *Model) createLoRA(rng *rand.Rand) {
+	m.initLoRA(rng, m.mustCreate)
+}
+
+// initLoRA hands set every adapter's initial value: A uniform in
+// ±1/sqrt(Width), B zero.
+func (m *Model) initLoRA(rng *rand.Rand, set func(path string, t *tensors.Tensor)) {
 	c := m.cfg
 	bound := 1 / math.Sqrt(float64(c.Width))
 	for i := range c.Layers {
@@ -188,10 +195,44 @@ func (m *Model) createLoRA(rng *rand.Rand) {
 			for j := range a {
 				a[j] = float32((2*rng.Float64() - 1) * bound)
 			}
-			m.mustCreate(LoRAPath(i, p)+"/A", tensors.FromFlatDataAndDimensions(a, c.Width, c.LoRA.Rank))
-			m.mustCreate(LoRAPath(i, p)+"/B", filled(0, c.LoRA.Rank, c.Width))
+			set(LoRAPath(i, p)+"/A", tensors.FromFlatDataAndDimensions(a, c.Width, c.LoRA.Rank))
+			set(LoRAPath(i, p)+"/B", filled(0, c.LoRA.Rank, c.Width))
 		}
 	}
+}
+
+// optimizerStatePrefixes are the scopes of the optimizers' moments and step
+// counters (lm's Trainer: "/adam_<set>", dpsgd's: "/dpadam_<set>").
+var optimizerStatePrefixes = []string{"/adam_", "/dpadam_"}
+
+// ResetLoRA starts the adapters afresh, as AddLoRA with this seed would
+// (A uniform, B zero), and zeroes the optimizers' moments and step
+// counters, keeping every compiled graph: a model reused window after
+// window (the dp processor does) trains each window's adapters from the
+// same starting point without compiling again. The base weights, the
+// learning rate and any random-number state are left alone.
+func (m *Model) ResetLoRA(seed uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.LoRA.Rank == 0 {
+		return errors.New("lm: ResetLoRA on a model without adapters (call AddLoRA)")
+	}
+	var err error
+	m.initLoRA(rand.New(rand.NewPCG(seed, 0x6c6f7261)), func(path string, t *tensors.Tensor) {
+		if v := m.store.GetVariable(path); v == nil {
+			err = errors.Join(err, fmt.Errorf("lm: adapter %q missing", path))
+		} else {
+			err = errors.Join(err, v.SetValue(t))
+		}
+	})
+	for v := range m.store.IterVariables() {
+		for _, prefix := range optimizerStatePrefixes {
+			if strings.HasPrefix(v.Path(), prefix) {
+				err = errors.Join(err, v.SetValue(tensors.FromShape(v.Shape())))
+			}
+		}
+	}
+	return err
 }
 
 func (m *Model) createLN(scope string) {
