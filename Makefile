@@ -21,7 +21,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m -gcflags='github.com/gomlx/compute/
 # failures); its exit status is go test's.
 GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 
-.PHONY: all build vet test test-short test-cluster demo clickhouse clickhouse-stop cluster cluster-stop bench base-model clean
+.PHONY: all build vet test test-short test-cluster demo clickhouse clickhouse-stop cluster cluster-stop bench bench-generator base-model clean
 
 all: build
 
@@ -76,6 +76,14 @@ test-short:
 ## demo: local ClickHouse + embedded broker + Dolly prompts -> two windows.
 demo: build clickhouse
 	deploy/local/demo.sh
+
+## bench-generator: the generator's benchmarks behind docs/BENCHMARKS.md, in
+## one run: training and sampling next to the matmul rate, the DP step,
+## embedding and a demo window's stage times (about 5 minutes on 2 cores).
+GENERATOR_BENCH := go test -run '^$$' -benchtime 2x -bench 'ShippedSpeed|DPStep|ModelEmbed' ./models/base/ ./models/dpsgd/ ./models/embed/ && \
+	go test -run '^$$' -benchtime 1x -bench DemoWindow ./models/dpwindow/
+bench-generator:
+	$(GENERATOR_BENCH)
 
 ## bench: the data-plane benchmarks behind docs/BENCHMARKS.md.
 bench: clickhouse

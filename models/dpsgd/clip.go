@@ -170,13 +170,17 @@ func clippedSums(m *lm.Model, need []*lm.Tap, outGrads []*Node, factors *Node, s
 		dims := x.Shape().Dimensions
 		return Reshape(x, dims[0]*dims[1], dims[2])
 	}
-	// outerSum: Σ_{b,t} c_b·a[b,t]ᵀ c[b,t], [I, O], the factor folded into
-	// the operand with fewer features.
+	// outerSum: Σ_{b,t} c_b·a[b,t]ᵀ c[b,t], [I, O]. The operand with fewer
+	// features takes the factor and goes on the left: the Go backend's
+	// matmul wants the left operand transposed to [features, B*T] and
+	// takes the right one as it is, so the narrow one is the one copied
+	// (for the tied head, [B*T, Width] rather than [B*T, vocab]); the
+	// small [O, I] result is transposed back when c was the narrow one.
 	outerSum := func(a, c *Node) *Node {
 		if a.Shape().Dimensions[a.Rank()-1] <= c.Shape().Dimensions[c.Rank()-1] {
 			return DotGeneral(scaleRows(a), []int{0}, nil, rows(c), []int{0}, nil)
 		}
-		return DotGeneral(rows(a), []int{0}, nil, scaleRows(c), []int{0}, nil)
+		return Transpose(DotGeneral(scaleRows(c), []int{0}, nil, rows(a), []int{0}, nil), 0, 1)
 	}
 	weightShape := func(p string) []int { return m.Store().GetVariable(p).Shape().Dimensions }
 	for i, t := range need {

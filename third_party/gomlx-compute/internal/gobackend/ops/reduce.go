@@ -146,6 +146,11 @@ func execReduce(backend *gobackend.Backend, node *gobackend.Node, inputs []*goba
 	if err != nil {
 		return nil, err
 	}
+	// dpinstruct patch: float32 sums and maxima over contiguous axes run as
+	// plain (vectorised) loops, in the iterator's order of additions.
+	if reduceContiguousFloat32(node.OpType, operand, output, reduceAxes) {
+		return output, nil
+	}
 	it := NewReduceOutputIterator(operand.RawShape.Dimensions, reduceAxes)
 	dtype := output.RawShape.DType
 
