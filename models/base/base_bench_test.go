@@ -66,13 +66,7 @@ func BenchmarkShippedGenerate(b *testing.B) {
 	tokens := 0
 	for i := range b.N {
 		opts.Seed = uint64(i + 1)
-		seqs, err := m.Generate(ctx, 512, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, s := range seqs {
-			tokens += len(s) + 1 // the EOS step too
-		}
+		tokens += sampledTokens(b, m, 512, opts)
 	}
 	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
 }
@@ -153,13 +147,7 @@ func BenchmarkShippedSpeed(b *testing.B) {
 		tTrain += time.Since(s)
 		s = time.Now()
 		sample.Seed = uint64(i + 1)
-		seqs, err := m.Generate(ctx, 512, sample)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, q := range seqs {
-			sampleTokens += len(q) + 1 // the EOS step too
-		}
+		sampleTokens += sampledTokens(b, m, 512, sample)
 		tSample += time.Since(s)
 	}
 	mmRate := 2 * float64(n*n*n) * float64(mmOps) / tMM.Seconds()
@@ -173,4 +161,19 @@ func BenchmarkShippedSpeed(b *testing.B) {
 	b.ReportMetric(float64(sampleTokens)/tSample.Seconds(), "sample-tok/s")
 	b.ReportMetric(sampleRate/1e9, "sample-GFLOP/s")
 	b.ReportMetric(100*sampleRate/mmRate, "sample-%matmul")
+}
+
+// sampledTokens generates n instructions and returns the decoding steps
+// they took: their tokens plus each one's end-of-text step.
+func sampledTokens(b *testing.B, m *lm.Model, n int, opts lm.SampleOptions) int {
+	b.Helper()
+	seqs, err := m.Generate(context.Background(), n, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := 0
+	for _, s := range seqs {
+		tokens += len(s) + 1
+	}
+	return tokens
 }

@@ -330,15 +330,7 @@ func TestTrainAdaptersOnlyKeepsBase(t *testing.T) {
 	}
 	adapters := m.WeightPaths(true)
 	b0, a0 := snapshot(t, m, base), snapshot(t, m, adapters)
-	tr, err := m.NewTrainer(TrainerOptions{Trainable: TrainAdapters, BatchSize: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := tr.Step(toyCorpus()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	trainAdapters(t, m, 3)
 	b1, a1 := snapshot(t, m, base), snapshot(t, m, adapters)
 	for _, p := range base {
 		if !slices.Equal(b0[p], b1[p]) {
@@ -600,15 +592,7 @@ func TestResetLoRAStartsAfreshAndKeepsGraphs(t *testing.T) {
 	}
 	base := m.WeightPaths(false)
 	b0 := snapshot(t, m, base)
-	tr, err := m.NewTrainer(TrainerOptions{Trainable: TrainAdapters, BatchSize: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := tr.Step(toyCorpus()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := trainAdapters(t, m, 3)
 	if _, err := m.Generate(context.Background(), 2, SampleOptions{MaxTokens: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -636,4 +620,19 @@ func TestResetLoRAStartsAfreshAndKeepsGraphs(t *testing.T) {
 	if m.sampleExec != exec {
 		t.Error("ResetLoRA dropped the compiled decoding step")
 	}
+}
+
+// trainAdapters takes steps Adam steps on m's adapters over the toy corpus.
+func trainAdapters(t *testing.T, m *Model, steps int) *Trainer {
+	t.Helper()
+	tr, err := m.NewTrainer(TrainerOptions{Trainable: TrainAdapters, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range steps {
+		if _, err := tr.Step(toyCorpus()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
 }
