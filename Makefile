@@ -55,6 +55,9 @@ test: vet clickhouse
 	@# with it.
 	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit|TestSoakMillionRecords' ./models/dpsgd/ ./models/quality/ ./models/audit/ ./cmd/dpinstruct/
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
+	@# The carried GoMLX compute patch's own tests (docs/GOMLX_PATCH.md):
+	@# a separate module, so ./... above does not reach it.
+	cd third_party/gomlx-compute && $(GOTESTSUM) --format pkgname -- -count=1 ./internal/...
 	$(MAKE) test-cluster
 
 ## test-cluster: the sink and connector packages' tests, and dpinstruct's scale-out,
@@ -80,7 +83,8 @@ demo: build clickhouse
 ## bench-generator: the generator's benchmarks behind docs/BENCHMARKS.md, in
 ## one run: training and sampling next to the matmul rate, the DP step,
 ## embedding and a demo window's stage times (about 5 minutes on 2 cores).
-GENERATOR_BENCH := go test -run '^$$' -benchtime 2x -bench 'ShippedSpeed|DPStep|ModelEmbed' ./models/base/ ./models/dpsgd/ ./models/embed/ && \
+GENERATOR_BENCH := go test -run '^$$' -benchtime 2x -bench 'ShippedSpeed|ModelEmbed' ./models/base/ ./models/embed/ && \
+	go test -run '^$$' -benchtime 9x -bench DPStep ./models/dpsgd/ && \
 	go test -run '^$$' -benchtime 1x -bench DemoWindow ./models/dpwindow/
 bench-generator:
 	$(GENERATOR_BENCH)

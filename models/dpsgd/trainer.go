@@ -67,11 +67,10 @@ type StepStats struct {
 // the largest bucket is computed in several calls whose clipped sums are
 // added before one noise-and-update call.
 //
-// Noise comes from GoMLX's counter-based RNG (graph.RandomNormal) whose
-// state is seeded from crypto/rand (graph.RNGState) when the trainer is
-// created. The state is held only in the Trainer (passed to and returned by
-// the graph), never in the model's Store, so lm.Model.Save does not write
-// it to checkpoints; it is never logged or returned.
+// Noise is drawn on the host for every step from ChaCha8 streams freshly
+// seeded from crypto/rand (see noise.go) and passed to the graph as inputs;
+// no generator state is kept between steps, so nothing about it can reach a
+// checkpoint, a log or a caller.
 //
 // Optimizer state (Adam moments under "/dpadam_<set>", step counters, the
 // shared learning rate "/optimizers/learning_rate") does live in the Store
@@ -85,7 +84,8 @@ type Trainer struct {
 	paths []string // trainable weights, sorted
 	upd   gradUpdater
 	lr    *model.Variable
-	rng   *tensors.Tensor
+	dims  [][]int        // shapes of the trainable weights, following paths
+	ahead chan noiseDraw // the next step's noise, drawn in the background
 
 	fused *model.Exec // clip + noise + update, one shape per bucket
 	grads *model.Exec // clipped sums only (split batches)
@@ -166,14 +166,14 @@ func NewTrainer(m *lm.Model, opts TrainerOptions) (*Trainer, error) {
 	}
 	t.upd = upd
 	t.lr = optimizer.LearningRateVarWithValue(m.Store().RootScope(), dtypes.Float32, opts.LearningRate)
-	rng, err := graph.RNGState() // crypto/rand
-	if err != nil {
-		return nil, fmt.Errorf("dpsgd: seeding the noise RNG: %w", err)
+	for _, p := range t.paths {
+		t.dims = append(t.dims, m.Store().GetVariable(p).Shape().Dimensions)
 	}
-	t.rng = rng
 
 	clipOpts := Options{Clip: opts.Clip, Trainable: set, Method: opts.Method}
-	// fused: tokens, targets, mask, rng -> rng', lossSum, normSum, clipped.
+	var err error
+	// fused: tokens, targets, mask, noise (sorted paths; none when sigma
+	// is 0)... -> lossSum, normSum, clipped.
 	t.fused, err = model.NewExec(m.Backend(), m.Store(), func(scope *model.Scope, in []*graph.Node) []*graph.Node {
 		t.markTrainable()
 		r := ClippedGradients(m, in[0].Graph(), in[0], in[1], in[2], clipOpts)
@@ -181,8 +181,8 @@ func NewTrainer(m *lm.Model, opts TrainerOptions) (*Trainer, error) {
 		for i, p := range t.paths {
 			sums[i] = r.Grads[p]
 		}
-		newRNG := t.noiseAndUpdate(scope, sums, in[3])
-		return append([]*graph.Node{newRNG}, stats(r)...)
+		t.noiseAndUpdate(scope, sums, in[3:])
+		return stats(r)
 	})
 	if err != nil {
 		return nil, err
@@ -199,11 +199,13 @@ func NewTrainer(m *lm.Model, opts TrainerOptions) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// apply: sums (sorted paths)..., rng -> rng'.
+	// apply: sums (sorted paths)..., noise (sorted paths)... -> nothing
+	// but the updated variables.
 	t.apply, err = model.NewExec(m.Backend(), m.Store(), func(scope *model.Scope, in []*graph.Node) []*graph.Node {
 		t.markTrainable()
 		n := len(t.paths)
-		return []*graph.Node{t.noiseAndUpdate(scope, in[:n], in[n])}
+		t.noiseAndUpdate(scope, in[:n], in[n:])
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -224,20 +226,21 @@ func (t *Trainer) markTrainable() {
 	}
 }
 
-// noiseAndUpdate adds N(0, (sigma*C)^2) to each clipped sum (sums follow
-// t.paths), divides by ExpectedBatch, and applies the optimizer with the
-// gradients in the order it visits the trainable variables. It returns the
-// advanced RNG state.
-func (t *Trainer) noiseAndUpdate(scope *model.Scope, sums []*graph.Node, rng *graph.Node) *graph.Node {
-	g := rng.Graph()
-	std := t.opts.NoiseMultiplier * t.opts.Clip
+// noiseAndUpdate adds the N(0, (sigma*C)^2) noise tensors (drawn on the
+// host by Step, following t.paths; none when sigma*C is 0) to the clipped
+// sums (following t.paths), divides by ExpectedBatch, and applies the
+// optimizer with the gradients in the order it visits the trainable
+// variables.
+func (t *Trainer) noiseAndUpdate(scope *model.Scope, sums, noise []*graph.Node) {
+	g := sums[0].Graph()
+	if want := t.noiseInputs(); len(noise) != want {
+		exceptions.Panicf("dpsgd: %d noise inputs, want %d", len(noise), want)
+	}
 	byPath := make(map[string]*graph.Node, len(t.paths))
 	for i, p := range t.paths {
 		s := sums[i]
-		if std > 0 {
-			var z *graph.Node
-			rng, z = graph.RandomNormal(rng, s.Shape())
-			s = graph.Add(s, graph.MulScalar(z, std))
+		if len(noise) > 0 {
+			s = graph.Add(s, noise[i])
 		}
 		byPath[p] = graph.DivScalar(s, t.opts.ExpectedBatch)
 		t.m.Store().GetVariable(p).NodeValue(g) // mark in use by g
@@ -257,7 +260,55 @@ func (t *Trainer) noiseAndUpdate(scope *model.Scope, sums []*graph.Node, rng *gr
 		exceptions.Panicf("dpsgd: optimizer visits %d trainable variables, want %d", len(ordered), len(t.paths))
 	}
 	t.upd.UpdateGraphWithGradients(scope, ordered, dtypes.Float32)
-	return rng
+}
+
+// noiseStd is the noise's standard deviation per coordinate, sigma*C.
+func (t *Trainer) noiseStd() float64 { return t.opts.NoiseMultiplier * t.opts.Clip }
+
+// noiseInputs is how many noise tensors a step passes to the graph.
+func (t *Trainer) noiseInputs() int {
+	if t.noiseStd() > 0 {
+		return len(t.paths)
+	}
+	return 0
+}
+
+// drawNoise returns a step's noise tensors as graph arguments (none when
+// sigma*C is 0). Each draw is used by exactly one step. The noise does not
+// depend on the data, so the next step's is drawn in the background while
+// this step's graph runs (a step leaves one core idle part of the time;
+// drawing in line cost ~3% of a DP step of the shipped model). A draw left
+// over when training stops is dropped with the Trainer.
+func (t *Trainer) drawNoise() ([]any, error) {
+	if t.noiseInputs() == 0 {
+		return nil, nil
+	}
+	if t.ahead == nil {
+		t.ahead = make(chan noiseDraw, 1)
+		go t.drawAhead()
+	}
+	d := <-t.ahead
+	go t.drawAhead()
+	if d.err != nil {
+		return nil, d.err
+	}
+	args := make([]any, len(d.z))
+	for i := range d.z {
+		args[i] = d.z[i]
+	}
+	return args, nil
+}
+
+// noiseDraw is one step's noise, or why it could not be drawn.
+type noiseDraw struct {
+	z   []*tensors.Tensor
+	err error
+}
+
+// drawAhead draws one step's noise into t.ahead (buffered: it never blocks).
+func (t *Trainer) drawAhead() {
+	z, err := gaussianTensors(t.dims, t.noiseStd())
+	t.ahead <- noiseDraw{z, err}
 }
 
 // Options returns the trainer's effective options.
@@ -295,12 +346,15 @@ func (t *Trainer) Step(records [][]int32) (StepStats, error) {
 			return st, err
 		}
 		st.Padded = c.Padded
-		outs, err := t.fused.Call(in, tg, mk, t.rng)
+		noise, err := t.drawNoise()
+		if err != nil {
+			return st, err
+		}
+		outs, err := t.fused.Call(append([]any{in, tg, mk}, noise...)...)
 		if err != nil {
 			return st, fmt.Errorf("dpsgd: step: %w", err)
 		}
-		t.rng = outs[0]
-		addStats(outs[1:])
+		addStats(outs)
 	} else {
 		n := len(t.paths)
 		sums := make([][]float32, n)
@@ -330,16 +384,17 @@ func (t *Trainer) Step(records [][]int32) (StepStats, error) {
 			}
 			addStats(outs[n:])
 		}
-		args := make([]any, 0, n+1)
+		args := make([]any, 0, 2*n)
 		for i := range n {
 			args = append(args, tensors.FromFlatDataAndDimensions(sums[i], dims[i]...))
 		}
-		args = append(args, t.rng)
-		outs, err := t.apply.Call(args...)
+		noise, err := t.drawNoise()
 		if err != nil {
+			return st, err
+		}
+		if _, err := t.apply.Call(append(args, noise...)...); err != nil {
 			return st, fmt.Errorf("dpsgd: step: %w", err)
 		}
-		t.rng = outs[0]
 	}
 	if k := float64(len(records)); k > 0 {
 		st.Loss, st.MeanNorm, st.ClippedFraction = lossSum/k, normSum/k, clipped/k

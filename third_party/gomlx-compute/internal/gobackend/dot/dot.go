@@ -322,6 +322,15 @@ func reshapeToSupportedLayout(
 	// We need to transpose inputs to a supported layout. Since the
 	// LayoutTransposed is the fastest, we transpose to that.
 	targetLayout := LayoutTransposed
+	// dpinstruct patch: unless the rhs is already laid out for
+	// LayoutNonTransposed ([batch, contracting, cross]): then only the lhs
+	// is transposed. A weight gradient x^T·g contracts the first axis of
+	// both operands; transposing g (often the widest tensor of a step, e.g.
+	// [batch*time, vocab]) costs more than the layout's packing saves.
+	if inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutNonTransposed) &&
+		!inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutTransposed) {
+		targetLayout = LayoutNonTransposed
+	}
 	lhs, params.LHSContractingAxes, params.LHSBatchAxes,
 		rhs, params.RHSContractingAxes, params.RHSBatchAxes, err = TransposeToLayout(
 		f,

@@ -285,6 +285,37 @@ func MergeAxes(f *gobackend.Function,
 		newRhs, newRhsContractingAxes, newRhsBatchAxes, nil
 }
 
+// inLayoutOrder reports whether an operand of the given rank with these
+// contracting and batch axes needs no transpose for the layout (as
+// transposeSide would order it). dpinstruct patch.
+func inLayoutOrder(rank int, contractingAxes, batchAxes []int, layout Layout) bool {
+	isOther := make([]bool, rank)
+	for _, a := range contractingAxes {
+		isOther[a] = true
+	}
+	for _, a := range batchAxes {
+		isOther[a] = true
+	}
+	perm := append([]int(nil), batchAxes...)
+	var cross []int
+	for a := range rank {
+		if !isOther[a] {
+			cross = append(cross, a)
+		}
+	}
+	if layout == LayoutTransposed {
+		perm = append(append(perm, cross...), contractingAxes...)
+	} else {
+		perm = append(append(perm, contractingAxes...), cross...)
+	}
+	for i, p := range perm {
+		if p != i {
+			return false
+		}
+	}
+	return true
+}
+
 // transposeSide is a helper to transpose one side to a specific ordering of (batch, cross, contracting).
 func transposeSide(f *gobackend.Function, node *gobackend.Node, contractingAxes, batchAxes []int, layout Layout) (*gobackend.Node, []int, []int, error) {
 	rank := node.Shape.Rank()

@@ -132,6 +132,13 @@ func execGather(backend *gobackend.Backend, node *gobackend.Node, inputs []*goba
 		return nil, err
 	}
 
+	// dpinstruct patch: gathering single elements (every slice size 1, all
+	// indexed axes collapsed) skips the iterator, which costs ~200 ns an
+	// element; see gatherElements.
+	if done, err := gatherElements(gatherParams, operand, startIndices, operandBytes, outputBytes); done || err != nil {
+		return output, err
+	}
+
 	// Outer-loop: loop over the start indices and outputBytesIdx to gather from:
 	gatherIt := newGatherIterator(
 		startIndices.RawShape, gatherParams.indexVectorAxis,
@@ -400,4 +407,58 @@ func (it *gatherIterator) Next(startIndicesFlatIndices []int, outputByteIdx *int
 	it.prefixIdx++
 	it.startIndicesFlatIdx += it.startIndicesPrefixStride
 	return true
+}
+
+// gatherElements is the dpinstruct patch's fast path for a Gather whose
+// slices are single elements and whose output has no offset axes (the
+// shape GoMLX's graph.Gather produces when the indices address every axis
+// of the operand): output[i] = operand[indices[i, :]], with each index
+// clamped to its axis as the generic path does. The index vector must be
+// the last axis of the indices. It reports false (and does nothing) for
+// any other gather.
+func gatherElements(params *gatherNode, operand, startIndices *gobackend.Buffer, operandBytes, outputBytes []byte) (bool, error) {
+	idxShape := startIndices.RawShape
+	if len(params.offsetOutputAxes) != 0 || params.indexVectorAxis != idxShape.Rank()-1 {
+		return false, nil
+	}
+	for _, s := range params.sliceSizes {
+		if s != 1 {
+			return false, nil
+		}
+	}
+	dims := operand.RawShape.Dimensions
+	dataSize := operand.RawShape.DType.Size()
+	strides := make([]int, len(dims))
+	stride := dataSize
+	for axis := len(dims) - 1; axis >= 0; axis-- {
+		strides[axis] = stride
+		stride *= dims[axis]
+	}
+	k := len(params.startIndexMap)
+	axisStride := make([]int, k)
+	axisMax := make([]int, k)
+	for j, axis := range params.startIndexMap {
+		axisStride[j], axisMax[j] = strides[axis], dims[axis]-1
+	}
+	var at func(i int) int
+	switch flat := startIndices.Flat.(type) {
+	case []int32:
+		at = func(i int) int { return int(flat[i]) }
+	case []int64:
+		at = func(i int) int { return int(flat[i]) }
+	default:
+		return false, nil
+	}
+	n := len(outputBytes) / dataSize
+	if n*k != idxShape.Size() {
+		return false, errors.Errorf("gather: %d output elements for %d index vectors of %d", n, idxShape.Size(), k)
+	}
+	for i := range n {
+		off := 0
+		for j := range k {
+			off += axisStride[j] * max(0, min(axisMax[j], at(i*k+j)))
+		}
+		copy(outputBytes[i*dataSize:(i+1)*dataSize], operandBytes[off:off+dataSize])
+	}
+	return true, nil
 }

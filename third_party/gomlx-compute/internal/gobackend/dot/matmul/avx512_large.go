@@ -197,7 +197,9 @@ func avx512LargeMatrixSliceFloat32( //alt:f32
 				avx512PackRHSNonTransposed(rhsMatrix, packedRHS, contractingPanelIdx, rhsPanelColIdx, rhsCrossSize, contractingPanelWidth, rhsPanelWidth, params.RHSL1KernelCols)
 			} else {
 				// For LayoutTransposed, the rhs has the same layout as the lhs, so we use packLHS instead.
-				unsafePackLHS(rhsMatrix, packedRHS, rhsPanelColIdx, contractingPanelIdx, contractingSize,
+				// dpinstruct patch: a register-transposing pack (avx512_pack_rhs.go).
+				avx512PackRHSTransposedFloat32(rhsMatrix, packedRHS, rhsPanelColIdx, contractingPanelIdx, contractingSize, //alt:f32
+					//alt:bf16|f16|f64 unsafePackLHS(rhsMatrix, packedRHS, rhsPanelColIdx, contractingPanelIdx, contractingSize,
 					rhsPanelWidth, contractingPanelWidth, params.RHSL1KernelCols)
 			}
 
