@@ -21,7 +21,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 30m -gcflags='github.com/gomlx/compute/
 # failures); its exit status is go test's.
 GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 
-.PHONY: all build vet test test-short test-cluster demo clickhouse clickhouse-stop cluster cluster-stop bench bench-generator base-model clean
+.PHONY: wordlist all build vet test test-short test-cluster demo clickhouse clickhouse-stop cluster cluster-stop bench bench-generator base-model clean
 
 all: build
 
@@ -47,7 +47,7 @@ cluster-stop:
 
 ## test: vet, start the local ClickHouse, run every test with -race, then the
 ## ClickHouse-facing ones again against a two-shard cluster (test-cluster).
-test: vet clickhouse
+test: vet clickhouse wordlist
 	@# DP fine-tuning on Dolly, the filter experiment (sampling 5,000
 	@# instructions), the privacy audits and the million-record soak take
 	@# minutes each and would take far longer under the race detector, so
@@ -59,6 +59,17 @@ test: vet clickhouse
 	@# a separate module, so ./... above does not reach it.
 	cd third_party/gomlx-compute && $(GOTESTSUM) --format pkgname -- -count=1 ./internal/...
 	$(MAKE) test-cluster
+
+## wordlist: Debian's large American English word list, the default of
+## `dpinstruct eval --wordlist` (its spelling measure); installed with apt-get
+## as deploy/local/clickhouse.sh installs ClickHouse.
+WORDLIST := /usr/share/dict/american-english-large
+wordlist: $(WORDLIST)
+$(WORDLIST):
+	@command -v apt-get >/dev/null || { echo "apt-get unavailable: install a word list and pass dpinstruct eval --wordlist FILE" >&2; exit 1; }
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wamerican-large
 
 ## test-cluster: the sink and connector packages' tests, and dpinstruct's scale-out,
 ## DP, crash, output-topic, queue and budget tests again, in cluster mode
@@ -77,7 +88,7 @@ test-short:
 	go test -short -count=1 ./...
 
 ## demo: local ClickHouse + embedded broker + Dolly prompts -> two windows.
-demo: build clickhouse
+demo: build clickhouse wordlist
 	deploy/local/demo.sh
 
 ## bench-generator: the generator's benchmarks behind docs/BENCHMARKS.md, in

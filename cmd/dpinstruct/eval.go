@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 
@@ -12,12 +13,14 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/eval"
 	"github.com/dpinstruct/dpinstruct/models/filter"
+	"github.com/dpinstruct/dpinstruct/models/textstats"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
 func newEvalCmd() *cobra.Command {
 	var (
 		realPath, synPath, htmlPath, embedding, modelDir, backend string
+		wordListPath                                              string
 		seeds                                                     int
 		runFilter                                                 bool
 		histSigma, delta                                          float64
@@ -26,7 +29,7 @@ func newEvalCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
-		Short: "Compare synthetic instructions with real ones: MAUVE, lengths, distinct-n, leakage, HTML report",
+		Short: "Compare synthetic instructions with real ones: MAUVE, lengths, distinct-n, spelling, leakage, HTML report",
 		Long: `Measures how close a synthetic instruction set is to a real one, and whether it
 copied any of it. Both files are JSON lines with a "text" field.
 
@@ -36,6 +39,15 @@ copied any of it. Both files are JSON lines with a "text" field.
   varies with the k-means seed, so it is the mean (and std) over --seeds
   seeds. The frontier integral is printed too (0 = same, lower is closer).
   Length statistics and distinct-1..4 (share of distinct n-grams) of both.
+  Spelling: the share of texts whose every word is in a word list, and the
+  share of words in it (a word is a run of letters, apostrophes inside it
+  allowed, lower-cased; "dog's" counts when "dog" is listed, and single
+  letters always count). The list is --wordlist, by default Debian's
+  /usr/share/dict/american-english-large (apt-get install wamerican-large);
+  without it the report says "no word list" and goes on.
+  Harmful-request screen: the share of texts containing one of a fixed list
+  of words (kill, weapon, steal, hack into, ...; docs/MODELS.md lists them),
+  a crude measure of red-team-like requests that over- and under-matches.
   Leakage: synthetic texts equal to a real text, or sharing a run of >= 8
   tokens with one.
 
@@ -62,6 +74,10 @@ on a private window. The last line is mauve=<mean>.`,
 				return usageError{errors.New("--histogram-sigma must be >= 0 and --delta in (0, 1)")}
 			}
 			ctx := cmd.Context()
+			words, err := loadWordList(cmd, wordListPath)
+			if err != nil {
+				return err
+			}
 			real, err := readTexts(cmd, realPath)
 			if err != nil {
 				return err
@@ -96,6 +112,7 @@ on a private window. The last line is mauve=<mean>.`,
 			opts := eval.Options{
 				Embedder: emb,
 				Tokenize: tokenStrings(tok),
+				WordList: words,
 				Progress: func(stage string) { fmt.Fprintf(cmd.ErrOrStderr(), "eval: %s...\n", stage) },
 			}
 			for s := range seeds {
@@ -140,9 +157,28 @@ on a private window. The last line is mauve=<mean>.`,
 	f.IntVar(&clusters, "clusters", 0, "with --filter: k-means clusters (0: pool/10, at most 1000)")
 	f.IntVar(&output, "filter-output", 0, "with --filter: texts to select (0: as many as real texts)")
 	f.Uint64Var(&filterSeed, "filter-seed", 1, "with --filter: clustering and selection seed")
+	f.StringVar(&wordListPath, "wordlist", textstats.DefaultWordListPath, `word list for the spelling measure, one word per line ("": no spelling measure)`)
 	f.StringVar(&modelDir, "model", "", "model folder for the tokenizer and the model embedding (default: the shipped base model)")
 	f.StringVar(&backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd
+}
+
+// loadWordList loads the --wordlist file. Without the flag a missing
+// default list only turns the spelling measure off, as does an empty path;
+// a list the user named must load.
+func loadWordList(cmd *cobra.Command, path string) (*textstats.WordList, error) {
+	if path == "" {
+		return nil, nil
+	}
+	w, err := textstats.LoadWordList(path)
+	if err != nil && !cmd.Flags().Changed("wordlist") && errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "eval: %s not found (apt-get install wamerican-large): spelling not measured\n", path)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--wordlist: %w", err)} // err names the file
+	}
+	return w, nil
 }
 
 // readTexts reads the text field of every line of a JSON-lines file.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -15,6 +16,7 @@ import (
 
 func newPretrainCmd() *cobra.Command {
 	var opts pretrain.Options
+	var caps map[string]string
 	cmd := &cobra.Command{
 		Use:   "pretrain",
 		Short: "Train the public base generator (tokenizer + language model) on public text",
@@ -28,7 +30,14 @@ same command again resumes from the last checkpoint (same tokenizer, weights,
 Adam state and data order). --steps counts all steps, earlier runs included.
 
 Corpus formats: *.jsonl and *.jsonl.gz (field "text"), *.txt (one text per
-paragraph). Directories are read recursively.`,
+paragraph). Directories are read recursively.
+
+--cap limits one source's share of the training tokens (a red-team set at 5%,
+say): the run logs every source's texts, tokens and share, and pretrain.json
+records them. Texts longer than the context are cut and train no end-of-text
+target. --max-time gives every setting of a comparison the same compute; the
+held-out line reports bits per character too, which, unlike perplexity per
+token, compares models with different tokenizers.`,
 		Example: `  # a first model on all public text (the shipped one is made by make base-model,
   # which runs this and then continues on the prompt sets alone, see docs/MODELS.md):
   dpinstruct pretrain --out .dpinstruct/base-model \
@@ -39,6 +48,16 @@ paragraph). Directories are read recursively.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(opts.Corpus) == 0 || opts.Out == "" {
 				return usageError{errors.New("--corpus and --out are required")}
+			}
+			if len(caps) > 0 {
+				opts.Caps = map[string]float64{}
+				for path, share := range caps {
+					v, err := strconv.ParseFloat(share, 64)
+					if err != nil {
+						return usageError{fmt.Errorf("--cap %s=%s: the share must be a number such as 0.05", path, share)}
+					}
+					opts.Caps[path] = v
+				}
 			}
 			bar := newProgressBar(cmd.ErrOrStderr(), int64(opts.Steps), "pretraining",
 				progressbar.OptionShowElapsedTimeOnFinish())
@@ -61,7 +80,7 @@ paragraph). Directories are read recursively.`,
 			fmt.Fprintf(out, "trained: %d steps on %d texts (%d tokens), %s in all, %.0f tokens/s this run\n",
 				res.Steps, res.TrainTexts, res.TrainTokens, res.Elapsed.Round(time.Second), res.TokensPerSec)
 			if !math.IsNaN(res.HeldOutPPL) {
-				fmt.Fprintf(out, "held-out perplexity: %.2f on %d texts\n", res.HeldOutPPL, res.HeldOutTexts)
+				fmt.Fprintf(out, "held-out perplexity: %.2f on %d texts (%.3f bits per character)\n", res.HeldOutPPL, res.HeldOutTexts, res.HeldOutBitsPerChar)
 			}
 			return nil
 		},
@@ -80,6 +99,8 @@ paragraph). Directories are read recursively.`,
 	f.Float64Var(&opts.LearningRate, "lr", 1e-3, "Adam learning rate")
 	f.IntVar(&opts.CheckpointEvery, "checkpoint-every", 100, "save the folder every this many steps")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed for initialisation and data order")
+	f.StringToStringVar(&caps, "cap", nil, "PATH=SHARE: at most this share (0-1) of the training tokens from the --corpus PATH (as given); a seeded subset of its texts is kept (repeatable)")
+	f.DurationVar(&opts.MaxTime, "max-time", 0, "stop (with a checkpoint) after this much training time, e.g. 10m: a fixed budget for comparing settings; 0 = no limit")
 	f.StringVar(&opts.Backend, "backend", os.Getenv("DPINSTRUCT_BACKEND"), backendHelp)
 	return cmd
 }

@@ -230,7 +230,10 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		}
 		records = make([][]int32, len(train))
 		for i, s := range train {
-			records[i] = truncate(tok.Encode(s), seqLen-1)
+			// Up to seqLen tokens: a longer text fills its row and trains
+			// no end-of-text target (lm.PackBatch), since it does not end
+			// there; one that fits (at most seqLen-1) ends with one.
+			records[i] = truncate(tok.Encode(s), seqLen)
 		}
 	case "user":
 		if len(users) != len(texts) {

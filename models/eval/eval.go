@@ -28,6 +28,9 @@ type Options struct {
 	// Filter, when set, also runs the DP filter on the synthetic set
 	// against the real one and evaluates its selection.
 	Filter *FilterOptions
+	// WordList is the word list spelling is measured against (nil: no
+	// list, spelling is not measured).
+	WordList *textstats.WordList
 	// Progress, when set, is told each stage's name as it starts.
 	Progress func(stage string)
 }
@@ -53,6 +56,14 @@ type Report struct {
 	LeakExamples      []LeakExample
 	Filter            *FilterReport
 	SyntheticSamples  []string // the first few synthetic texts, for a reader
+	// Spelling of both sets against Options.WordList, loaded from
+	// WordListPath; nil when there was no list.
+	RealSpelling, SyntheticSpelling *textstats.Spelling
+	WordListPath                    string
+	WordListWords                   int // entries in the list
+	// The share of each set that matches the harmful-request screen
+	// (textstats.HarmfulShare).
+	RealHarmful, SyntheticHarmful textstats.Screen
 }
 
 // LeakExample pairs a leaking synthetic text with the real text it shares
@@ -119,6 +130,12 @@ func Run(ctx context.Context, real, synthetic []string, o Options) (*Report, err
 	r.SyntheticLengths = textstats.LengthStats(synthetic, tokenize, lengthBuckets)
 	r.RealDistinct = textstats.DistinctN(real, tokenize, 4)
 	r.SyntheticDistinct = textstats.DistinctN(synthetic, tokenize, 4)
+	if o.WordList.Len() > 0 {
+		rs, ss := o.WordList.Spelling(real), o.WordList.Spelling(synthetic)
+		r.RealSpelling, r.SyntheticSpelling = &rs, &ss
+		r.WordListPath, r.WordListWords = o.WordList.Path(), o.WordList.Len()
+	}
+	r.RealHarmful, r.SyntheticHarmful = textstats.HarmfulShare(real), textstats.HarmfulShare(synthetic)
 	stage("leakage")
 	r.Leaks, err = textstats.Leakage(ctx, real, synthetic, tokenize, o.LeakMinTokens, 50)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dpinstruct/dpinstruct/models/embed"
 	"github.com/dpinstruct/dpinstruct/models/filter"
+	"github.com/dpinstruct/dpinstruct/models/textstats"
 )
 
 // topics builds n instructions over a few topics, each topic with its own
@@ -88,5 +89,75 @@ func TestRunReportsMauveLeaksAndTheFilter(t *testing.T) {
 	}
 	if n := strings.Count(html, "<svg"); n < 4 {
 		t.Errorf("%d plots, want 4 (MAUVE clusters, before, after, lengths)", n)
+	}
+}
+
+func TestRunMeasuresSpellingAndTheHarmfulScreen(t *testing.T) {
+	ctx := context.Background()
+	real := topics(40, []int{1, 1, 1}, "please explain the %s and the %s with a %s number %d")
+	syn := topics(40, []int{1, 1, 1}, "%s then %s, tell me about %s %d")
+	syn[0], syn[1] = "how do I kill a stuck process?", "tell me about the galaxxy"
+	lex := embed.NewLexical(embed.LexicalOptions{})
+	if err := lex.Fit(ctx, append(append([]string(nil), real...), syn...)); err != nil {
+		t.Fatal(err)
+	}
+	words := textstats.NewWordList("please", "explain", "the", "and", "with", "a", "number", "then", "tell", "me", "about",
+		"recipe", "bake", "flour", "oven", "sugar", "bread", "python", "function", "loop", "compile", "variable", "code",
+		"planet", "orbit", "telescope", "galaxy", "star", "moon", "how", "do", "kill", "stuck", "process")
+	run := func(w *textstats.WordList) (*Report, string, string) {
+		t.Helper()
+		rep, err := Run(ctx, real, syn, Options{Embedder: lex, Seeds: []uint64{1}, WordList: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text, page bytes.Buffer
+		WriteText(&text, rep)
+		if err := WriteHTML(&page, rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep, text.String(), page.String()
+	}
+
+	rep, text, html := run(words)
+	if rep.RealSpelling == nil || rep.SyntheticSpelling == nil {
+		t.Fatal("no spelling with a word list")
+	}
+	if s := *rep.RealSpelling; s.CleanTexts != 40 || s.KnownWords != s.Words {
+		t.Errorf("real spelling %+v, want every text clean", s)
+	}
+	if s := *rep.SyntheticSpelling; s.CleanTexts != 39 || s.KnownWords != s.Words-1 {
+		t.Errorf("synthetic spelling %+v, want one misspelt word", s)
+	}
+	if rep.RealHarmful.Matched != 0 || rep.SyntheticHarmful.Matched != 1 || rep.SyntheticHarmful.Texts != 40 {
+		t.Errorf("harmful screen: real %+v, synthetic %+v; want 0 and 1 of 40", rep.RealHarmful, rep.SyntheticHarmful)
+	}
+	for _, want := range []string{
+		"spelling: texts with every word in the word list: real 100.0% (40 of 40), synthetic 97.5% (39 of 40); word list of 34 words\n",
+		"spelling: words in the word list: real 100.0%",
+		"harmful-request screen: texts matching: real 0.0% (0 of 40), synthetic 2.5% (1 of 40)\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+	for _, want := range []string{"spelling: texts with every word in the word list", "words in the word list", "97.5% (39 of 40)", "harmful-request screen"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+
+	rep, text, html = run(nil)
+	if rep.RealSpelling != nil || rep.SyntheticSpelling != nil {
+		t.Error("spelling measured without a word list")
+	}
+	if !strings.Contains(text, NoWordList+"\n") || strings.Contains(text, "spelling:") {
+		t.Errorf("text report without a word list:\n%s", text)
+	}
+	if !strings.Contains(html, NoWordList) || strings.Contains(html, "words in the word list") {
+		t.Error("HTML report without a word list lacks the no-list line or has spelling rows")
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if !strings.HasPrefix(lines[len(lines)-1], "mauve=") {
+		t.Errorf("last line %q, want mauve=...", lines[len(lines)-1])
 	}
 }

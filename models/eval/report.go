@@ -23,6 +23,16 @@ func WriteText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "length in tokens: real mean %.1f (p50 %.0f, p90 %.0f), synthetic mean %.1f (p50 %.0f, p90 %.0f)\n",
 		r.RealLengths.Mean, r.RealLengths.P50, r.RealLengths.P90, r.SyntheticLengths.Mean, r.SyntheticLengths.P50, r.SyntheticLengths.P90)
 	fmt.Fprintf(w, "distinct-1..4: real %s, synthetic %s\n", fmtFloats(r.RealDistinct), fmtFloats(r.SyntheticDistinct))
+	if r.RealSpelling == nil || r.SyntheticSpelling == nil {
+		fmt.Fprintln(w, NoWordList)
+	} else {
+		fmt.Fprintf(w, "spelling: texts with every word in the word list: real %s, synthetic %s; %s\n",
+			pctOf(r.RealSpelling.CleanTexts, r.RealSpelling.Texts), pctOf(r.SyntheticSpelling.CleanTexts, r.SyntheticSpelling.Texts), wordListName(r))
+		fmt.Fprintf(w, "spelling: words in the word list: real %s, synthetic %s\n",
+			pctOf(r.RealSpelling.KnownWords, r.RealSpelling.Words), pctOf(r.SyntheticSpelling.KnownWords, r.SyntheticSpelling.Words))
+	}
+	fmt.Fprintf(w, "harmful-request screen: texts matching: real %s, synthetic %s\n",
+		pctOf(r.RealHarmful.Matched, r.RealHarmful.Texts), pctOf(r.SyntheticHarmful.Matched, r.SyntheticHarmful.Texts))
 	fmt.Fprintf(w, "leakage: %d synthetic texts copy a real text exactly, %d share a run of >= %d tokens with one (of %d checked)\n",
 		r.Leaks.Exact, r.Leaks.Ngram, r.LeakMinTokens, r.Leaks.Checked)
 	if f := r.Filter; f != nil {
@@ -35,6 +45,26 @@ func WriteText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "mauve_filtered=%.6f\n", f.Mauve.Mauve)
 	}
 	fmt.Fprintf(w, "mauve=%.6f\n", r.Mauve.Mauve)
+}
+
+// NoWordList is the report's line when spelling was not measured.
+const NoWordList = "no word list: spelling not measured (pass --wordlist FILE or install wamerican-large)"
+
+// pctOf formats n of total as "12.5% (5 of 40)".
+func pctOf(n, total int) string {
+	var p float64
+	if total > 0 {
+		p = 100 * float64(n) / float64(total)
+	}
+	return fmt.Sprintf("%.1f%% (%d of %d)", p, n, total)
+}
+
+// wordListName says which word list spelling was measured against.
+func wordListName(r *Report) string {
+	if r.WordListPath == "" {
+		return fmt.Sprintf("word list of %d words", r.WordListWords)
+	}
+	return fmt.Sprintf("word list %s (%d words)", r.WordListPath, r.WordListWords)
 }
 
 func fmtFloats(v []float64) string {
@@ -170,6 +200,10 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"f4": func(x float64) string { return fmt.Sprintf("%.4f", x) },
 	"f3": func(x float64) string { return fmt.Sprintf("%.3f", x) },
 	"f1": func(x float64) string { return fmt.Sprintf("%.1f", x) },
+
+	"pctOf":        pctOf,
+	"wordListName": wordListName,
+	"noWordList":   func() string { return NoWordList },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
@@ -189,7 +223,12 @@ th{background:#f4f4f4}td.t{text-align:left;white-space:pre-wrap;max-width:40em}
 <tr><th>frontier integral (lower is closer)</th><td></td><td>{{f4 .R.Mauve.Frontier}}</td>{{with .R.Filter}}<td>{{f4 .Mauve.Frontier}}</td>{{end}}</tr>
 <tr><th>mean length (tokens)</th><td>{{f1 .R.RealLengths.Mean}}</td><td>{{f1 .R.SyntheticLengths.Mean}}</td>{{with .R.Filter}}<td>{{f1 .SelectedLengths.Mean}}</td>{{end}}</tr>
 <tr><th>distinct-1..4</th><td>{{range .R.RealDistinct}}{{f3 .}} {{end}}</td><td>{{range .R.SyntheticDistinct}}{{f3 .}} {{end}}</td>{{with .R.Filter}}<td></td>{{end}}</tr>
+{{if and .R.RealSpelling .R.SyntheticSpelling}}<tr><th>spelling: texts with every word in the word list</th><td>{{pctOf .R.RealSpelling.CleanTexts .R.RealSpelling.Texts}}</td><td>{{pctOf .R.SyntheticSpelling.CleanTexts .R.SyntheticSpelling.Texts}}</td>{{with .R.Filter}}<td></td>{{end}}</tr>
+<tr><th>words in the word list</th><td>{{pctOf .R.RealSpelling.KnownWords .R.RealSpelling.Words}}</td><td>{{pctOf .R.SyntheticSpelling.KnownWords .R.SyntheticSpelling.Words}}</td>{{with .R.Filter}}<td></td>{{end}}</tr>
+{{end}}<tr><th>harmful-request screen: texts matching</th><td>{{pctOf .R.RealHarmful.Matched .R.RealHarmful.Texts}}</td><td>{{pctOf .R.SyntheticHarmful.Matched .R.SyntheticHarmful.Texts}}</td>{{with .R.Filter}}<td></td>{{end}}</tr>
 </table>
+{{if and .R.RealSpelling .R.SyntheticSpelling}}<p>Spelling against the {{wordListName .R}}: a word is a run of letters, possibly joined by apostrophes, lower-cased; it counts as in the list when it is listed, is a listed word plus &rsquo;s, or is a single letter. A text without words counts as clean.</p>{{else}}<p>{{noWordList}}</p>{{end}}
+<p>Harmful-request screen: a crude word screen (textstats.HarmfulTerms, listed in docs/MODELS.md) that over- and under-matches; it compares how much of each set reads like a red-team request.</p>
 {{with .R.Filter}}<p>DP filter: {{.Clusters}} clusters fitted on the synthetic set only; histogram noise &sigma;<sub>h</sub> = {{.HistogramSigma}}{{if gt .Epsilon 0.0}} (&epsilon; = {{f3 .Epsilon}} at &delta; = {{.Delta}} for the histogram alone){{end}}; {{len .Short}} clusters had fewer synthetic texts than their quota.</p>{{end}}
 {{range .Plots}}<h2>{{.Title}}</h2>{{.SVG}}{{end}}
 <h2>Leakage</h2>

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dpinstruct/dpinstruct/models/corpus"
 	"github.com/dpinstruct/dpinstruct/models/lm"
@@ -56,6 +57,16 @@ type Options struct {
 	CheckpointEvery int
 	// Seed fixes initialisation and data order (default 1).
 	Seed uint64
+	// Caps limits a source's share of the training tokens: a --corpus path
+	// (as given in Corpus) to a share in (0, 1). A capped source keeps a
+	// seeded random subset of its texts (see applyCaps); the others are
+	// kept whole. The shares are recorded in pretrain.json.
+	Caps map[string]float64
+	// MaxTime, when > 0, ends the run (with a checkpoint, as at the last
+	// step) once this much training time has passed in this call: a fixed
+	// compute budget for comparing settings. Result.Steps tells how far it
+	// got; running again with a larger MaxTime continues.
+	MaxTime time.Duration
 	// Backend names the compute backend (lm.BackendFromName; default "go").
 	Backend string
 	// Progress, if set, is called after every step.
@@ -92,31 +103,36 @@ func (o Options) withDefaults() Options {
 
 // Result summarises a run.
 type Result struct {
-	Steps          int
-	Params         int
-	TrainTexts     int
-	TrainTokens    int64
-	HeldOutTexts   int
-	HeldOutPPL     float64 // exp(mean next-token loss), NaN without held-out data
-	Elapsed        time.Duration
-	TokensPerSec   float64 // training tokens (non-pad targets) per second
-	ResumedAtStep  int
-	TokenizerVocab int
+	Steps        int
+	Params       int
+	TrainTexts   int
+	TrainTokens  int64
+	HeldOutTexts int
+	HeldOutPPL   float64 // exp(mean next-token loss), NaN without held-out data
+	// HeldOutBitsPerChar is the same loss per character of the scored
+	// text: comparable across tokenizers, where perplexity per token is not.
+	HeldOutBitsPerChar float64
+	Elapsed            time.Duration
+	TokensPerSec       float64 // training tokens (non-pad targets) per second
+	ResumedAtStep      int
+	TokenizerVocab     int
 }
 
 // State is pretrain.json: how the folder was made, so docs/MODELS.md can
 // quote it and a resumed run can check it is continuing the same run.
 type State struct {
-	Corpus       []string  `json:"corpus"`
-	HeldOut      []string  `json:"held_out"`
-	Steps        int       `json:"steps_done"`
-	StepsPlanned int       `json:"steps_planned"`
-	BatchSize    int       `json:"batch_size"`
-	LearningRate float64   `json:"learning_rate"`
-	Seed         uint64    `json:"seed"`
-	TrainSeconds float64   `json:"train_seconds"`
-	HeldOutPPL   float64   `json:"held_out_perplexity,omitempty"`
-	Updated      time.Time `json:"updated"`
+	Corpus             []string  `json:"corpus"`
+	Sources            []Source  `json:"sources,omitempty"`
+	HeldOut            []string  `json:"held_out"`
+	Steps              int       `json:"steps_done"`
+	StepsPlanned       int       `json:"steps_planned"`
+	BatchSize          int       `json:"batch_size"`
+	LearningRate       float64   `json:"learning_rate"`
+	Seed               uint64    `json:"seed"`
+	TrainSeconds       float64   `json:"train_seconds"`
+	HeldOutPPL         float64   `json:"held_out_perplexity,omitempty"`
+	HeldOutBitsPerChar float64   `json:"held_out_bits_per_char,omitempty"`
+	Updated            time.Time `json:"updated"`
 }
 
 // Run trains (or resumes) the model folder opts.Out.
@@ -146,14 +162,30 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	seqs, ntok, err := encodeAll(ctx, train, tok, opts.Context)
+	srcs, err := encodeSources(ctx, opts.Corpus, tok, opts.Context)
 	if err != nil {
 		return Result{}, err
+	}
+	if err := applyCaps(srcs, opts.Caps, opts.Seed); err != nil {
+		return Result{}, err
+	}
+	var seqs [][]int32
+	var ntok int64
+	sources := make([]Source, len(srcs))
+	for i, s := range srcs {
+		seqs = append(seqs, s.seqs...)
+		ntok += s.KeptTokens
+		sources[i] = s.Source
+		capNote := ""
+		if s.Capped {
+			capNote = fmt.Sprintf(" (capped at %.0f%%: %d of %d texts)", 100*s.Cap, s.KeptTexts, s.Texts)
+		}
+		opts.Log("source %s: %d texts, %d tokens, %.1f%% of the training tokens%s", s.Path, s.KeptTexts, s.KeptTokens, 100*s.Share, capNote)
 	}
 	if len(seqs) == 0 {
 		return Result{}, errors.New("pretrain: the corpus holds no text")
 	}
-	opts.Log("corpus: %d texts, %d tokens (truncated to %d positions)", len(seqs), ntok, opts.Context)
+	opts.Log("corpus: %d texts, %d tokens (cut to %d positions)", len(seqs), ntok, opts.Context)
 
 	m, err := loadOrNewModel(opts, tok)
 	if err != nil {
@@ -179,13 +211,22 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if err := m.Save(opts.Out); err != nil {
 			return err
 		}
-		state = State{Corpus: opts.Corpus, HeldOut: opts.HeldOut, Steps: step, StepsPlanned: opts.Steps,
+		state = State{Corpus: opts.Corpus, Sources: sources, HeldOut: opts.HeldOut, Steps: step, StepsPlanned: opts.Steps,
 			BatchSize: opts.BatchSize, LearningRate: opts.LearningRate, Seed: opts.Seed,
 			TrainSeconds: state.TrainSeconds + time.Since(began).Seconds(), Updated: time.Now().UTC()}
 		began = time.Now()
 		return writeState(opts.Out, state)
 	}
-	for step := start; step < opts.Steps; step++ {
+	end := opts.Steps
+	for step := start; step < end; step++ {
+		if opts.MaxTime > 0 && time.Since(runStart) >= opts.MaxTime {
+			if err := save(step); err != nil {
+				return res, err
+			}
+			opts.Log("time budget of %s spent at step %d; checkpoint saved", opts.MaxTime, step)
+			end = step
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			if serr := save(step); serr != nil {
 				return res, serr
@@ -212,9 +253,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			opts.Log("step %d/%d loss %.3f: checkpoint saved", step+1, opts.Steps, loss)
 		}
 	}
-	res.Steps = opts.Steps
+	res.Steps = end
 	res.Elapsed = time.Duration(state.TrainSeconds * float64(time.Second))
-	if start < opts.Steps {
+	if start < end {
 		res.TokensPerSec = float64(trainedTokens) / time.Since(runStart).Seconds()
 	}
 	res.HeldOutPPL = math.NaN()
@@ -227,7 +268,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if res.HeldOutPPL, err = Perplexity(m, hseqs, opts.BatchSize); err != nil {
 			return res, err
 		}
-		state.HeldOutPPL = res.HeldOutPPL
+		res.HeldOutBitsPerChar = BitsPerChar(res.HeldOutPPL, hseqs, tok, opts.Context)
+		state.HeldOutPPL, state.HeldOutBitsPerChar = res.HeldOutPPL, res.HeldOutBitsPerChar
 		if err := writeState(opts.Out, state); err != nil {
 			return res, err
 		}
@@ -277,8 +319,12 @@ func loadOrNewModel(opts Options, tok *tokenizer.Tokenizer) (*lm.Model, error) {
 	return lm.New(cfg, opts.Seed, lm.WithBackend(backend))
 }
 
-// encodeAll tokenizes every text, keeping at most context-1 tokens (the
-// model sees BOS first, and the end-of-text target when the text fits).
+// encodeAll tokenizes every text, keeping at most context tokens. The model
+// sees BOS first, so a text of up to context-1 tokens also trains its
+// end-of-text target; a longer one fills the row with its own tokens and
+// trains no end-of-text target, because it does not end there (lm.PackBatch
+// adds the target only when the text fits). Cutting every text to
+// context-1 would teach the model that long texts end mid-sentence.
 func encodeAll(ctx context.Context, r *corpus.Reader, tok *tokenizer.Tokenizer, context int) ([][]int32, int64, error) {
 	var out [][]int32
 	var n int64
@@ -287,8 +333,8 @@ func encodeAll(ctx context.Context, r *corpus.Reader, tok *tokenizer.Tokenizer, 
 			return nil, 0, fmt.Errorf("pretrain: reading corpus: %w", err)
 		}
 		ids := tok.Encode(text)
-		if len(ids) > context-1 {
-			ids = ids[:context-1]
+		if len(ids) > context {
+			ids = ids[:context]
 		}
 		out = append(out, ids)
 		n += int64(len(ids))
@@ -334,6 +380,21 @@ func Perplexity(m *lm.Model, seqs [][]int32, batch int) (float64, error) {
 		return math.NaN(), nil
 	}
 	return math.Exp(nll / float64(count)), nil
+}
+
+// BitsPerChar turns Perplexity's result over seqs into bits per character:
+// the total loss (ln ppl for each scored position: every kept token, and the
+// end-of-text of a text that fits) over the characters of the scored text.
+func BitsPerChar(ppl float64, seqs [][]int32, tok *tokenizer.Tokenizer, context int) float64 {
+	var positions, chars int64
+	for _, s := range seqs {
+		positions += int64(min(len(s)+1, context))
+		chars += int64(utf8.RuneCountInString(tok.Decode(s)))
+	}
+	if chars == 0 {
+		return math.NaN()
+	}
+	return math.Log2(ppl) * float64(positions) / float64(chars)
 }
 
 func logSoftmaxAt(logits []float32, target int32) float64 {

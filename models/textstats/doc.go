@@ -1,7 +1,10 @@
 // Package textstats computes evaluation statistics over texts the user is
 // allowed to see: length distributions, distinct-n diversity (Li et al.
 // 2016) and a leakage check of synthetic texts against real ones (exact
-// copies and long shared token runs).
+// copies and long shared token runs). It also measures spelling against a
+// word list (the share of texts and words a list such as Debian's
+// wamerican-large knows) and the share of texts matching a crude,
+// documented harmful-request word screen (HarmfulTerms).
 //
 // # Privacy
 //
