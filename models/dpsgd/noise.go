@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"golang.org/x/sync/errgroup"
 )
 
 // The Gaussian noise of a DP step is drawn on the host, not in the graph,
@@ -56,8 +56,8 @@ func gaussianTensors(shapesOf [][]int, std float64) ([]*tensors.Tensor, error) {
 }
 
 // fillGaussian fills every slice with N(0, std²) draws, split into chunks
-// of at least noiseChunk coordinates drawn by GOMAXPROCS goroutines, each
-// chunk from its own ChaCha8 stream seeded from crypto/rand.
+// of at least noiseChunk coordinates drawn at most GOMAXPROCS at a time,
+// each chunk from its own ChaCha8 stream seeded from crypto/rand.
 func fillGaussian(dsts [][]float32, std float64) error {
 	type chunk struct {
 		dst  []float32
@@ -84,25 +84,17 @@ func fillGaussian(dsts [][]float32, std float64) error {
 			return fmt.Errorf("dpsgd: seeding the noise generator: %w", err)
 		}
 	}
-	draw := func(c chunk) {
-		r := rand.New(rand.NewChaCha8(c.seed))
-		for j := range c.dst {
-			c.dst[j] = float32(r.NormFloat64() * std)
-		}
-	}
-	var wg sync.WaitGroup
-	next := make(chan chunk)
-	for range workers {
-		wg.Go(func() {
-			for c := range next {
-				draw(c)
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for _, c := range chunks {
+		g.Go(func() error {
+			r := rand.New(rand.NewChaCha8(c.seed))
+			for j := range c.dst {
+				c.dst[j] = float32(r.NormFloat64() * std)
 			}
+			return nil
 		})
 	}
-	for _, c := range chunks {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
+	_ = g.Wait() // the draws cannot fail
 	return nil
 }

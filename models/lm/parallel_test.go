@@ -2,6 +2,7 @@ package lm
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestParallelOpsDoNotDeadlock(t *testing.T) {
 // first is no longer transposed when the NonTransposed kernel can take it
 // as it is. Weight gradients (xᵀ·g) and per-example Gram matrices, with
 // and without a batch axis and across the small/large kernel threshold,
-// must equal a float64 triple loop.
+// must equal a float64 reference.
 func TestDotLayoutsMatchNaive(t *testing.T) {
 	requireBackend(t)
 	backend, err := gobackend.New("ops_parallel")
@@ -72,86 +73,50 @@ func TestDotLayoutsMatchNaive(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name    string
-		eq      string
-		b, r    int // batch (1 = none), contracted rows
-		i, o    int
-		batched bool
+		name string
+		eq   string
+		size map[rune]int
 	}{
-		{"wgrad small", "ti,to->io", 1, 24, 5, 7, false},
-		{"wgrad large", "ti,to->io", 1, 300, 70, 190, false},
-		{"wgrad narrow-wide", "ti,to->io", 1, 257, 33, 520, false},
-		{"wgrad wide-narrow", "ti,to->oi", 1, 257, 33, 520, false},
-		{"batched wgrad", "bti,bto->bio", 3, 130, 40, 96, true},
-		{"gram", "bto,bso->bts", 5, 64, 64, 200, true},
+		{"wgrad small", "ti,to->io", map[rune]int{'t': 24, 'i': 5, 'o': 7}},
+		{"wgrad large", "ti,to->io", map[rune]int{'t': 300, 'i': 70, 'o': 190}},
+		{"wgrad narrow-wide", "ti,to->io", map[rune]int{'t': 257, 'i': 33, 'o': 520}},
+		{"wgrad wide-narrow", "ti,to->oi", map[rune]int{'t': 257, 'i': 33, 'o': 520}},
+		{"batched wgrad", "bti,bto->bio", map[rune]int{'b': 3, 't': 130, 'i': 40, 'o': 96}},
+		{"gram", "bto,bso->bts", map[rune]int{'b': 5, 't': 64, 's': 64, 'o': 200}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			x := make([]float32, tc.b*tc.r*tc.i)
-			g := make([]float32, tc.b*tc.r*tc.o)
-			for k := range x {
-				x[k] = float32((k*7919)%201)/100 - 1
-			}
-			for k := range g {
-				g[k] = float32((k*104729)%199)/100 - 1
-			}
-			xd, gd := []int{tc.r, tc.i}, []int{tc.r, tc.o}
-			if tc.batched {
-				xd, gd = []int{tc.b, tc.r, tc.i}, []int{tc.b, tc.r, tc.o}
-			}
-			if tc.eq == "bto,bso->bts" { // x: [b, t, o], g: [b, s, o] with s = t
-				xd, gd = []int{tc.b, tc.r, tc.o}, []int{tc.b, tc.i, tc.o}
-				x, g = make([]float32, tc.b*tc.r*tc.o), make([]float32, tc.b*tc.i*tc.o)
-				for k := range x {
-					x[k] = float32((k*7919)%201)/100 - 1
+			ins, outAxes, _ := strings.Cut(tc.eq, "->")
+			lhsAxes, rhsAxes, _ := strings.Cut(ins, ",")
+			dims := func(axes string) []int {
+				var d []int
+				for _, a := range axes {
+					d = append(d, tc.size[a])
 				}
-				for k := range g {
-					g[k] = float32((k*104729)%199)/100 - 1
-				}
+				return d
 			}
-			out, err := NewExec(backend, func(a, c *Node) *Node { return Einsum(tc.eq, a, c) })
+			fill := func(axes string, prime int) []float32 {
+				n := 1
+				for _, d := range dims(axes) {
+					n *= d
+				}
+				v := make([]float32, n)
+				for k := range v {
+					v[k] = float32((k*prime)%201)/100 - 1
+				}
+				return v
+			}
+			x, g := fill(lhsAxes, 7919), fill(rhsAxes, 104729)
+			exec, err := NewExec(backend, func(a, c *Node) *Node { return Einsum(tc.eq, a, c) })
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := out.Exec(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(g, gd...))
+			res, err := exec.Exec(tensors.FromFlatDataAndDimensions(x, dims(lhsAxes)...), tensors.FromFlatDataAndDimensions(g, dims(rhsAxes)...))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := tensors.MustCopyFlatData[float32](res[0])
-			var want []float64
-			switch tc.eq {
-			case "ti,to->io", "bti,bto->bio":
-				want = make([]float64, tc.b*tc.i*tc.o)
-				for b := range tc.b {
-					for r := range tc.r {
-						for i := range tc.i {
-							for o := range tc.o {
-								want[(b*tc.i+i)*tc.o+o] += float64(x[(b*tc.r+r)*tc.i+i]) * float64(g[(b*tc.r+r)*tc.o+o])
-							}
-						}
-					}
-				}
-			case "ti,to->oi":
-				want = make([]float64, tc.i*tc.o)
-				for r := range tc.r {
-					for i := range tc.i {
-						for o := range tc.o {
-							want[o*tc.i+i] += float64(x[r*tc.i+i]) * float64(g[r*tc.o+o])
-						}
-					}
-				}
-			case "bto,bso->bts":
-				want = make([]float64, tc.b*tc.r*tc.i)
-				for b := range tc.b {
-					for ti := range tc.r {
-						for s := range tc.i {
-							for o := range tc.o {
-								want[(b*tc.r+ti)*tc.i+s] += float64(x[(b*tc.r+ti)*tc.o+o]) * float64(g[(b*tc.i+s)*tc.o+o])
-							}
-						}
-					}
-				}
-			}
+			want := naiveEinsum(tc.size, lhsAxes, rhsAxes, outAxes, x, g)
 			if len(got) != len(want) {
 				t.Fatalf("%d outputs, want %d", len(got), len(want))
 			}
@@ -162,4 +127,43 @@ func TestDotLayoutsMatchNaive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// naiveEinsum is a float64 two-operand einsum over single-letter axes (row
+// major), visiting every assignment of every axis: a reference, not fast.
+func naiveEinsum(size map[rune]int, lhs, rhs, out string, x, y []float32) []float64 {
+	var axes []rune
+	seen := map[rune]bool{}
+	for _, a := range lhs + rhs {
+		if !seen[a] {
+			seen[a] = true
+			axes = append(axes, a)
+		}
+	}
+	offset := func(spec string, at map[rune]int) int {
+		o := 0
+		for _, a := range spec {
+			o = o*size[a] + at[a]
+		}
+		return o
+	}
+	n := 1
+	for _, a := range out {
+		n *= size[a]
+	}
+	res := make([]float64, n)
+	at := map[rune]int{}
+	var visit func(k int)
+	visit = func(k int) {
+		if k == len(axes) {
+			res[offset(out, at)] += float64(x[offset(lhs, at)]) * float64(y[offset(rhs, at)])
+			return
+		}
+		for i := range size[axes[k]] {
+			at[axes[k]] = i
+			visit(k + 1)
+		}
+	}
+	visit(0)
+	return res
 }
