@@ -105,7 +105,8 @@ func TestSGDStepMatchesClippedSum(t *testing.T) {
 }
 
 // TestNoiseStd: with an empty batch the clipped sum is exactly zero, so an
-// SGD step moves every trainable coordinate by -lr*N(0,(sigma*C)^2)/E. The
+// SGD step moves every trainable coordinate by -lr*N(0,(sigma*C)^2)/E (and
+// with a split batch, by that plus a negligible clipped sum). The
 // sample std over all coordinates must be within ±5% of lr*sigma*C/E
 // (a rate 10% off fails: with N ≥ 5000 coordinates the std estimate has a
 // relative sd of 1/sqrt(2N) ≤ 1%).
@@ -115,9 +116,14 @@ func TestNoiseStd(t *testing.T) {
 		name               string
 		sigma, clip, e, lr float64
 		optimizer          string
+		records            [][]int32
 	}{
-		{"sgd", 0.8, 0.5, 4, 2, "sgd"},
-		{"sgd/large-sigma", 3, 0.1, 16, 1, "sgd"},
+		{"sgd", 0.8, 0.5, 4, 2, "sgd", nil},
+		{"sgd/large-sigma", 3, 0.1, 16, 1, "sgd", nil},
+		// Three records over buckets of 2: two gradient calls whose sums
+		// are noised by the separate apply graph. The clipped sum (norm
+		// <= 3C) is negligible against noise of std 200C per coordinate.
+		{"sgd/split-batch", 200, 0.5, 4, 1, "sgd", testSeqs},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,8 +131,12 @@ func TestNoiseStd(t *testing.T) {
 			before := snapshot(t, m)
 			tr := newTrainer(t, m, TrainerOptions{Clip: tc.clip, NoiseMultiplier: tc.sigma, ExpectedBatch: tc.e,
 				LearningRate: tc.lr, Trainable: TrainSetOf(lm.TrainAll), Optimizer: tc.optimizer, Buckets: []int{2}})
-			if _, err := tr.Step(nil); err != nil {
+			st, err := tr.Step(tc.records)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.records != nil && st.Chunks < 2 {
+				t.Fatalf("%d chunks: the batch was not split", st.Chunks)
 			}
 			after := snapshot(t, m)
 			var n int
