@@ -3,8 +3,8 @@
 // seeds) and the frontier integral, cluster histograms, length statistics,
 // distinct-n, the spelling share against a word list and the
 // harmful-request screen's share (models/textstats), and a leakage report
-// (exact copies and long shared token runs); optionally it also runs the DP filter on the synthetic set against
-// the real one and measures again.
+// (exact copies and long shared token runs); optionally it also runs the DP
+// filter on the synthetic set against the real one and measures again.
 //
 // It reads the real texts in full, so it is only for data the user is
 // allowed to see (public sets, the demo's data, a consented sample): the

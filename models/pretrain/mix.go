@@ -31,7 +31,7 @@ type encodedSource struct {
 }
 
 // encodeSources tokenizes each corpus path on its own (so each text's
-// source is known), keeping at most context tokens a text (see clip).
+// source is known), keeping at most context tokens a text (see encodeAll).
 func encodeSources(ctx context.Context, paths []string, tok *tokenizer.Tokenizer, context int) ([]encodedSource, error) {
 	out := make([]encodedSource, 0, len(paths))
 	for _, p := range paths {
