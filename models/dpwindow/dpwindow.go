@@ -42,7 +42,8 @@ type Config struct {
 	OutputFactor float64
 	// Clusters of the filter (0: pool/10, at most 1000).
 	Clusters int
-	// TopP and Temperature of sampling (defaults 0.95 and 1).
+	// TopP and Temperature of sampling (defaults lm.DefaultTopP and
+	// lm.DefaultTemperature).
 	TopP, Temperature float64
 	// LoRA adapters (default lm.DefaultLoRA()).
 	LoRA *lm.LoRAConfig
@@ -96,10 +97,10 @@ func (c Config) Defaults() Config {
 		c.OutputFactor = 1
 	}
 	if c.TopP == 0 {
-		c.TopP = 0.95
+		c.TopP = lm.DefaultTopP
 	}
 	if c.Temperature == 0 {
-		c.Temperature = 1
+		c.Temperature = lm.DefaultTemperature
 	}
 	if c.Unit == "" {
 		c.Unit = "record"

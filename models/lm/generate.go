@@ -17,11 +17,20 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
+// The sampling defaults for the shipped base generator, chosen by MAUVE
+// against public held-out prompts (docs/MODELS.md, "Sampling defaults"):
+// the trade of fluency (lower temperature, smaller nucleus) against
+// diversity. Generate, the DP window and `dpinstruct generate` all use them.
+const (
+	DefaultTemperature = 1.0
+	DefaultTopP        = 0.95
+)
+
 // SampleOptions configures Generate. Zero values mean the defaults.
 type SampleOptions struct {
-	// Temperature divides the logits (default 1.0).
+	// Temperature divides the logits (default DefaultTemperature).
 	Temperature float64
-	// TopP: nucleus sampling mass (default 0.95); 1 disables it.
+	// TopP: nucleus sampling mass (default DefaultTopP); 1 disables it.
 	TopP float64
 	// TopK: keep only the K most likely tokens; 0 (default) disables it.
 	TopK int
@@ -43,10 +52,10 @@ type SampleOptions struct {
 
 func (o SampleOptions) withDefaults(cfg Config) (SampleOptions, error) {
 	if o.Temperature == 0 {
-		o.Temperature = 1
+		o.Temperature = DefaultTemperature
 	}
 	if o.TopP == 0 {
-		o.TopP = 0.95
+		o.TopP = DefaultTopP
 	}
 	if o.MaxTokens == 0 {
 		o.MaxTokens = cfg.Context
