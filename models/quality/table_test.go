@@ -16,6 +16,7 @@ import (
 	"github.com/dpinstruct/dpinstruct/models/lm"
 	"github.com/dpinstruct/dpinstruct/models/mauve"
 	"github.com/dpinstruct/dpinstruct/models/synth"
+	"github.com/dpinstruct/dpinstruct/models/textstats"
 )
 
 // The quality table's settings (docs/QUALITY.md quotes them).
@@ -63,6 +64,11 @@ func TestQualityTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	mopts := mauve.Options{Seeds: []uint64{1, 2, 3, 4, 5}}
+	words, err := textstats.LoadWordList(textstats.DefaultWordListPath)
+	if err != nil {
+		t.Fatalf("the spelling column needs Debian's word list (make wordlist): %v", err)
+	}
+	t.Logf("reference spelling clean share: %.1f%%", 100*words.Spelling(reference).CleanShare)
 	var table []string
 	row := func(name string, pool []string, histSigma float64, note string) {
 		t.Helper()
@@ -84,7 +90,15 @@ func TestQualityTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line := fmt.Sprintf("| %s | %.3f +- %.3f | %.3f +- %.3f | %d | %s |", name, before.Mauve, before.MauveStd, after.Mauve, after.MauveStd, len(res.Selected), note)
+		spelled := func(idx []int) float64 {
+			texts := make([]string, len(idx))
+			for i, j := range idx {
+				texts[i] = pool[j]
+			}
+			return 100 * words.Spelling(texts).CleanShare
+		}
+		line := fmt.Sprintf("| %s | %.3f +- %.3f | %.1f%% | %.3f +- %.3f | %.1f%% | %d | %s |", name,
+			before.Mauve, before.MauveStd, spelled(perm), after.Mauve, after.MauveStd, spelled(res.Selected), len(res.Selected), note)
 		t.Log(line)
 		table = append(table, line)
 	}
@@ -92,7 +106,7 @@ func TestQualityTable(t *testing.T) {
 	sample := func(m *lm.Model, seed uint64) []string {
 		t.Helper()
 		start := time.Now()
-		pool, st, err := synth.Sample(ctx, m, tok, tablePool, synth.Options{SampleOptions: lm.SampleOptions{TopP: 0.95, Temperature: 1, Seed: seed}})
+		pool, st, err := synth.Sample(ctx, m, tok, tablePool, synth.Options{SampleOptions: lm.SampleOptions{Seed: seed}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,5 +153,5 @@ func TestQualityTable(t *testing.T) {
 		}
 		row(name, out.Pool, histSigma, note)
 	}
-	t.Logf("\n| generator | MAUVE before the filter | after the filter | selected | settings |\n|---|---|---|---|---|\n%s", strings.Join(table, "\n"))
+	t.Logf("\n| generator | MAUVE before the filter | spelling before | after the filter | spelling after | selected | settings |\n|---|---|---|---|---|---|---|\n%s", strings.Join(table, "\n"))
 }
