@@ -105,22 +105,43 @@ bench: clickhouse
 	deploy/local/bench.sh
 
 ## base-model: re-create the shipped base model (models/base/model) from public
-## data only, in two stages: 2400 steps on all public text (oasst1 messages and
-## the prompt sets), then 400 steps on the prompt sets alone, which steers the
-## samples towards instructions. About 55 minutes on 2 cores. It trains in
-## .dpinstruct/base-model (resumable: rerun after an interruption), then copies
-## what is shipped into models/base/model.
+## data only (docs/MODELS.md, "The shipped base generator"): a 16k-token
+## tokenizer and a 4.9M-parameter transformer (width 192, 4 layers, context 64),
+## trained in six stages that alternate a language mix (oasst1 messages and
+## every question set) with an instruction mix (the question sets alone, which
+## steers samples towards instructions). They are the model's real history:
+## stages 1-2 are its run in the shape sweep (deploy/local/base-sweep.sh),
+## 3-4 the 45-minute candidate that continued it, 5-6 the continuation that
+## was shipped; the last one caps the narrow-domain sets and runs at a lower
+## learning rate (a cool-down). Red-team prompts (hh-rlhf) and role-play
+## templates (awesome-chatgpt-prompts) are capped in every stage. About
+## 1 h 55 min on 2 cores. It trains in .dpinstruct/base-model (resumable: rerun
+## after an interruption; --steps counts all steps, so a finished stage is
+## skipped), then copies what is shipped into models/base/model.
 PUBLIC := $(DPINSTRUCT_DATA)/public
-PROMPT_SETS := --corpus $(PUBLIC)/hh-rlhf --corpus $(PUBLIC)/self-instruct \
-	--corpus $(PUBLIC)/open-assistant --corpus $(PUBLIC)/awesome-chatgpt-prompts
+PROMPT_SETS := $(foreach s,hh-rlhf awesome-chatgpt-prompts self-instruct open-assistant \
+	taskmaster squad-dev nq-open gsm8k aqua-rat nl2bash wikitablequestions,--corpus $(PUBLIC)/$(s))
+LANGUAGE_MIX := --corpus $(PUBLIC)/oasst1-turkunlp/train_messages.jsonl.gz $(PROMPT_SETS) \
+	--cap $(PUBLIC)/hh-rlhf=0.05 --cap $(PUBLIC)/awesome-chatgpt-prompts=0.10
+INSTRUCTION_MIX := $(PROMPT_SETS) \
+	--cap $(PUBLIC)/hh-rlhf=0.05 --cap $(PUBLIC)/awesome-chatgpt-prompts=0.10
+INSTRUCTION_MIX_CAPPED := $(PROMPT_SETS) \
+	--cap $(PUBLIC)/hh-rlhf=0.03 --cap $(PUBLIC)/awesome-chatgpt-prompts=0.08 \
+	--cap $(PUBLIC)/gsm8k=0.10 --cap $(PUBLIC)/wikitablequestions=0.10 \
+	--cap $(PUBLIC)/nl2bash=0.08 --cap $(PUBLIC)/squad-dev=0.12
+## The public held-out prompts (never trained on): perplexity and bits per
+## character here, MAUVE in deploy/local/sampling-sweep.sh.
 HELD_OUT := --held-out $(PUBLIC)/fastchat --held-out $(PUBLIC)/oasst1-turkunlp/prompts.jsonl
+BASE_SHAPE := --vocab 16384 --width 192 --layers 4 --heads 4 --context 64 --checkpoint-every 200
 BASE_WORK := .dpinstruct/base-model
 base-model: build
-	$(BIN) pretrain --out $(BASE_WORK) \
-	  --corpus $(PUBLIC)/oasst1-turkunlp/train_messages.jsonl.gz $(PROMPT_SETS) $(HELD_OUT) \
-	  --steps 2400 --checkpoint-every 100
-	$(BIN) pretrain --out $(BASE_WORK) $(PROMPT_SETS) $(HELD_OUT) \
-	  --steps 2800 --checkpoint-every 100
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(LANGUAGE_MIX) $(HELD_OUT) --steps 320
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(INSTRUCTION_MIX) $(HELD_OUT) --steps 438
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(LANGUAGE_MIX) $(HELD_OUT) --steps 2874
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(INSTRUCTION_MIX) $(HELD_OUT) --steps 3690
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(LANGUAGE_MIX) $(HELD_OUT) --steps 8000
+	$(BIN) pretrain --out $(BASE_WORK) $(BASE_SHAPE) $(INSTRUCTION_MIX_CAPPED) $(HELD_OUT) \
+	  --lr 3e-4 --steps 8800
 	cp $(BASE_WORK)/config.json $(BASE_WORK)/model.safetensors $(BASE_WORK)/tokenizer.json \
 	  $(BASE_WORK)/pretrain.json models/base/model/
 

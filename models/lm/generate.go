@@ -22,7 +22,7 @@ import (
 // the trade of fluency (lower temperature, smaller nucleus) against
 // diversity. Generate, the DP window and `dpinstruct generate` all use them.
 const (
-	DefaultTemperature = 1.0
+	DefaultTemperature = 0.9
 	DefaultTopP        = 0.95
 )
 
