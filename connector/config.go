@@ -233,7 +233,7 @@ type ProcessorConfig struct {
 	// BaseModel is a model folder to fine-tune (default: the shipped one).
 	BaseModel string `yaml:"base_model" env:"BASE_MODEL"`
 	// CheckpointDir keeps each window's DP-trained generator (base weights
-	// and the window's adapters, ~10 MB) in CheckpointDir/<window id>, with
+	// and the window's adapters, ~20 MB) in CheckpointDir/<window id>, with
 	// window.json naming the window, generator version and privacy plan:
 	// DP output, safe to keep and to sample from later. Empty disables.
 	CheckpointDir string `yaml:"checkpoint_dir" env:"CHECKPOINT_DIR"`

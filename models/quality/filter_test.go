@@ -67,7 +67,7 @@ func TestFilterRaisesMAUVEOnDolly(t *testing.T) {
 	reference := prompts[windowSize : windowSize+referenceSize]
 
 	m, tok := baseModel(t)
-	pool, st, err := synth.Sample(ctx, m, tok, poolFactor*windowSize, synth.Options{SampleOptions: lm.SampleOptions{TopP: 0.95, Temperature: 1, Seed: 11}})
+	pool, st, err := synth.Sample(ctx, m, tok, poolFactor*windowSize, synth.Options{SampleOptions: lm.SampleOptions{Seed: 11}})
 	if err != nil {
 		t.Fatal(err)
 	}
