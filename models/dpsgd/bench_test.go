@@ -1,6 +1,7 @@
 package dpsgd
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -12,15 +13,22 @@ import (
 )
 
 // BenchmarkDPStep times a DP-Adam step (all weights, B=32, T=64, width 192,
-// 4 layers, vocab 4096) against lm.Trainer's non-private Adam step on the
-// same model and batch, and reports the medians over iterations of each
-// step's time and of the paired ratio (dp/plain). It also reports
-// each step's peak heap: the working memory a step adds above the heap
-// before it (model, both trainers' optimizer state and compiled graphs are
-// in the baseline of both), and their ratio.
+// 4 layers) against lm.Trainer's non-private Adam step on the same model
+// and batch, and reports the medians over iterations of each step's time
+// and of the paired ratio (dp/plain). It also reports each step's peak
+// heap: the working memory a step adds above the heap before it (model,
+// both trainers' optimizer state and compiled graphs are in the baseline
+// of both), and their ratio. Two vocabularies: 4,096 (the 2026-11 base
+// model, comparable with earlier runs) and 16,384 (the shipped one).
 func BenchmarkDPStep(b *testing.B) {
+	for _, vocab := range []int{4096, 16384} {
+		b.Run(fmt.Sprintf("vocab=%d", vocab), func(b *testing.B) { benchDPStep(b, vocab) })
+	}
+}
+
+func benchDPStep(b *testing.B, vocab int) {
 	requireBackend(b)
-	cfg := lm.Config{VocabSize: 4096, Context: 64, Layers: 4, Width: 192, Heads: 4, MLPRatio: 4, EOS: 0, TiedEmbeddings: true}
+	cfg := lm.Config{VocabSize: vocab, Context: 64, Layers: 4, Width: 192, Heads: 4, MLPRatio: 4, EOS: 0, TiedEmbeddings: true}
 	// DPINSTRUCT_BACKEND picks the backend (deploy/gpu/dp-step-bench.sh
 	// runs this on a GPU with xla:<plugin>).
 	be, err := lm.BackendFromName(os.Getenv("DPINSTRUCT_BACKEND"))
@@ -36,7 +44,7 @@ func BenchmarkDPStep(b *testing.B) {
 	for i := range seqs {
 		seqs[i] = make([]int32, 63)
 		for j := range seqs[i] {
-			seqs[i][j] = int32(1 + rng.IntN(4095))
+			seqs[i][j] = int32(1 + rng.IntN(vocab-1))
 		}
 	}
 	plain, err := m.NewTrainer(lm.TrainerOptions{Trainable: lm.TrainAll, BatchSize: 32, SeqLen: 64})

@@ -94,10 +94,11 @@
 // no DynamicUpdateSlice, so a row's new key/value is written by adding the
 // difference to what its slot holds (ScatterSum); the cache buffers are
 // donated back to each step, so the write is in place. The step ends with
-// softmax(logits/temperature) in the graph; top-k and top-p (default DefaultTopP,
-// relative to the top-k mass when both are set, as in Hugging Face) and
-// the categorical draw run in Go on those probabilities, in parallel over
-// rows, sorting only the few candidates above a threshold. Each sequence
+// softmax(logits/temperature) in the graph; top-k and top-p (default
+// DefaultTopP, relative to the top-k mass when both are set, as in Hugging
+// Face) and the categorical draw run in Go on those probabilities, in
+// parallel over rows, with no sort: exponent buckets narrow the
+// candidates and a selection finds the nucleus among them. Each sequence
 // has its own random stream derived from (Seed, index), so output is
 // deterministic for a seed whatever the batch size.
 //

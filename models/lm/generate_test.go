@@ -32,6 +32,7 @@ func TestSamplerDrawsFromTheModel(t *testing.T) {
 		{Temperature: 0.3, TopP: 1},
 		{Temperature: 0.3, TopP: 0.8},
 		{Temperature: 1, TopK: 5, TopP: 1},
+		{Temperature: 0.9, TopK: 8, TopP: 0.7},
 	} {
 		t.Run(fmt.Sprintf("T=%g,p=%g,k=%d", opts.Temperature, opts.TopP, opts.TopK), func(t *testing.T) {
 			want := referenceDistribution(logits[0][0], opts)
@@ -157,4 +158,89 @@ func TestContinuousBatchingMatchesOneBatch(t *testing.T) {
 	if len(lengths) < 3 {
 		t.Errorf("lengths %v: want varied lengths, so rows are reused mid-stream", lengths)
 	}
+}
+
+// TestNucleusMatchesSorting: the candidates the sampler keeps (exponent
+// buckets, then selection) are exactly those of sorting the vocabulary by
+// descending probability (ties by id) and cutting at top-k, then at the
+// top-p mass of what top-k kept, on distributions from flat to peaked,
+// with zeros and ties, at the shipped model's vocabulary size.
+func TestNucleusMatchesSorting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	dists := map[string]func(i int) float64{
+		"flat":     func(int) float64 { return 1 + 0.5*rng.Float64() },
+		"peaked":   func(int) float64 { return math.Exp(8 * rng.NormFloat64()) },
+		"zipf":     func(i int) float64 { return 1 / float64(i+1) },
+		"zeros":    func(i int) float64 { return float64(i%3) * rng.Float64() },
+		"ties":     func(i int) float64 { return float64(1 + i%4) },
+		"one-hot":  func(i int) float64 { return float64(max(0, 1-i)) },
+		"subnorml": func(i int) float64 { return float64(math.SmallestNonzeroFloat32) * float64(1+i%5) },
+	}
+	optsList := []SampleOptions{
+		{TopP: 0.95}, {TopP: 0.3}, {TopP: 0.9999}, {TopK: 40, TopP: 1}, {TopK: 1, TopP: 1},
+		{TopK: 40, TopP: 0.5}, {TopK: 5000, TopP: 0.95},
+	}
+	for name, f := range dists {
+		for _, vocab := range []int{7, 16384} {
+			probs := make([]float32, vocab)
+			total, maxP := 0.0, float32(0)
+			for i := range probs {
+				probs[i] = float32(f(i))
+				total += float64(probs[i])
+				maxP = max(maxP, probs[i])
+			}
+			for _, opts := range optsList {
+				if (opts.TopK == 0 || opts.TopK >= vocab) && opts.TopP == 1 {
+					continue // no restriction: sample draws from probs directly
+				}
+				t.Run(fmt.Sprintf("%s/%d/k=%d,p=%g", name, vocab, opts.TopK, opts.TopP), func(t *testing.T) {
+					got, _ := newSampler(vocab).nucleus(probs, opts, total, maxP)
+					want := sortedNucleus(probs, opts)
+					slices.Sort(got)
+					if !slices.Equal(got, want) {
+						t.Errorf("kept %d ids, sorting keeps %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+					}
+				})
+			}
+		}
+	}
+}
+
+// sortedNucleus is the nucleus by sorting the whole vocabulary, ids sorted.
+func sortedNucleus(probs []float32, opts SampleOptions) []int {
+	order := make([]int, len(probs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return probs[order[a]] > probs[order[b]] })
+	keep := len(order)
+	if opts.TopK > 0 && opts.TopK < keep {
+		keep = opts.TopK
+	}
+	if opts.TopP < 1 {
+		base := 0.0
+		for _, i := range order[:keep] {
+			base += float64(probs[i])
+		}
+		mass := 0.0
+		for j, i := range order[:keep] {
+			mass += float64(probs[i])
+			if mass >= opts.TopP*base {
+				keep = j + 1
+				break
+			}
+		}
+	}
+	out := slices.Clone(order[:keep])
+	slices.Sort(out)
+	return out
+}
+
+func firstDiff(a, b []int) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
