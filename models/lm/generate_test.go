@@ -73,6 +73,22 @@ func referenceDistribution(logits []float32, opts SampleOptions) []float64 {
 	for i, l := range logits {
 		p[i] = math.Exp((float64(l) - mx) / opts.Temperature)
 	}
+	keep := referenceNucleus(p, opts)
+	kept := 0.0
+	for _, i := range keep {
+		kept += p[i]
+	}
+	out := make([]float64, len(p))
+	for _, i := range keep {
+		out[i] = p[i] / kept
+	}
+	return out
+}
+
+// referenceNucleus sorts the whole vocabulary by descending weight (ties by
+// id), cuts it at top-k, then at the top-p share of what top-k kept, and
+// returns the kept ids, most probable first.
+func referenceNucleus(p []float64, opts SampleOptions) []int {
 	order := make([]int, len(p))
 	for i := range order {
 		order[i] = i
@@ -82,11 +98,11 @@ func referenceDistribution(logits []float32, opts SampleOptions) []float64 {
 	if opts.TopK > 0 && opts.TopK < keep {
 		keep = opts.TopK
 	}
-	base := 0.0
-	for _, i := range order[:keep] {
-		base += p[i]
-	}
 	if opts.TopP < 1 {
+		base := 0.0
+		for _, i := range order[:keep] {
+			base += p[i]
+		}
 		mass := 0.0
 		for j, i := range order[:keep] {
 			mass += p[i]
@@ -96,15 +112,7 @@ func referenceDistribution(logits []float32, opts SampleOptions) []float64 {
 			}
 		}
 	}
-	kept := 0.0
-	for _, i := range order[:keep] {
-		kept += p[i]
-	}
-	out := make([]float64, len(p))
-	for _, i := range order[:keep] {
-		out[i] = p[i] / kept
-	}
-	return out
+	return order[:keep]
 }
 
 // TestContinuousBatchingMatchesOneBatch: 20 sequences of varied lengths
@@ -208,30 +216,11 @@ func TestNucleusMatchesSorting(t *testing.T) {
 
 // sortedNucleus is the nucleus by sorting the whole vocabulary, ids sorted.
 func sortedNucleus(probs []float32, opts SampleOptions) []int {
-	order := make([]int, len(probs))
-	for i := range order {
-		order[i] = i
+	p := make([]float64, len(probs))
+	for i, q := range probs {
+		p[i] = float64(q)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return probs[order[a]] > probs[order[b]] })
-	keep := len(order)
-	if opts.TopK > 0 && opts.TopK < keep {
-		keep = opts.TopK
-	}
-	if opts.TopP < 1 {
-		base := 0.0
-		for _, i := range order[:keep] {
-			base += float64(probs[i])
-		}
-		mass := 0.0
-		for j, i := range order[:keep] {
-			mass += float64(probs[i])
-			if mass >= opts.TopP*base {
-				keep = j + 1
-				break
-			}
-		}
-	}
-	out := slices.Clone(order[:keep])
+	out := slices.Clone(referenceNucleus(p, opts))
 	slices.Sort(out)
 	return out
 }
