@@ -72,7 +72,7 @@ epsilon=<value> or noise=<value>, for scripts.`,
 				if err != nil {
 					return usageError{err}
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "accountant=pld interval=%g (an upper bound, at most steps*interval above the true epsilon)\n", privacy.DefaultPLDInterval)
+				fmt.Fprintf(cmd.OutOrStdout(), "accountant=pld interval<=%g (an upper bound: connect-the-dots discretisation, exact at every grid point; within 1e-4 relative of the limit on the tested settings)\n", privacy.DefaultPLDInterval)
 			} else {
 				a := privacy.NewAccountant(nil, c)
 				if steps > 0 {

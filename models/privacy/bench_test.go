@@ -1,6 +1,9 @@
 package privacy
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // BenchmarkEpsilon10kSteps: epsilon of 10,000 DP-SGD steps (q 0.01, sigma 1,
 // delta 1e-6) with each accountant; docs/BENCHMARKS.md quotes ns/op.
@@ -22,4 +25,19 @@ func BenchmarkEpsilon10kSteps(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPLDMillionSteps: the PLD epsilon of 1,000,000 DP-SGD steps at
+// delta 1e-6 (issue 15: under 2 seconds), at a small and a moderate
+// sampling rate with sigma 1.2.
+func BenchmarkPLDMillionSteps(b *testing.B) {
+	for _, q := range []float64{1e-4, 1e-3} {
+		b.Run(fmt.Sprintf("q=%g", q), func(b *testing.B) {
+			for range b.N {
+				if _, err := PLDEpsilon(q, 1.2, 1_000_000, 1e-6, PLDOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
