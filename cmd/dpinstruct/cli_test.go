@@ -155,6 +155,7 @@ func TestPrivacyCommandsPrintTheLastLine(t *testing.T) {
 		{[]string{"privacy", "epsilon", "--noise", "1.5", "--sample-rate", "0.05", "--steps", "1000", "--delta", "1e-6", "--accountant", "pld"}, "epsilon=6.199"},
 		{[]string{"privacy", "epsilon", "--noise", "1.5", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5"}, "epsilon=7.32911117"},
 		{[]string{"privacy", "noise", "--epsilon", "8", "--delta", "1e-5", "--sample-rate", "0.04", "--steps", "2250"}, "noise=1.41"},
+		{[]string{"privacy", "noise", "--accountant", "pld", "--epsilon", "4", "--delta", "1e-6", "--sample-rate", "0.032", "--steps", "32", "--histogram-sigma", "5"}, "noise=0.759"},
 		{[]string{"privacy", "epsilon", "--noise", "1.3", "--sample-rate", "0.0025", "--steps", "6000", "--delta", "1e-5"}, "epsilon=0.72422340"},
 	}
 	for _, tt := range tests {

@@ -17,9 +17,12 @@ func newPrivacyCmd() *cobra.Command {
 		Long: `Accounting for the mechanisms dpinstruct uses: DP-SGD steps (the Poisson-
 subsampled Gaussian mechanism with sample rate q and noise multiplier sigma)
 composed with one Gaussian DP histogram (noise sigma_h on counts of
-sensitivity 1). The accountant is RDP (Renyi DP, orders 1.1 to 1024) with the
-improved conversion to (epsilon, delta); --conversion classic gives the older
-one, for reproducing published tables. The result is printed last, as
+sensitivity 1). The default accountant is RDP (Renyi DP, orders 1.1 to 1024)
+with the improved conversion to (epsilon, delta); --conversion classic gives
+the older one, for reproducing published tables. --accountant pld is the
+privacy loss distribution accountant (connect-the-dots discretisation, both
+neighbouring directions): a tighter upper bound, so less noise for the same
+epsilon, at a fraction of a second per evaluation instead of a millisecond. The result is printed last, as
 epsilon=<value> or noise=<value>, for scripts.`,
 	}
 	var (
@@ -90,14 +93,12 @@ epsilon=<value> or noise=<value>, for scripts.`,
 		},
 	}
 	noise := &cobra.Command{
-		Use:     "noise",
-		Short:   "The smallest noise multiplier for which T DP-SGD steps meet a target (epsilon, delta)",
-		Example: `  dpinstruct privacy noise --epsilon 8 --delta 1e-5 --sample-rate 0.04 --steps 2250`,
-		Args:    cobra.NoArgs,
+		Use:   "noise",
+		Short: "The smallest noise multiplier for which T DP-SGD steps meet a target (epsilon, delta)",
+		Example: `  dpinstruct privacy noise --epsilon 8 --delta 1e-5 --sample-rate 0.04 --steps 2250
+  dpinstruct privacy noise --accountant pld --epsilon 8 --delta 1e-5 --sample-rate 0.04 --steps 2250`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if accountant == "pld" {
-				return usageError{errors.New("privacy noise calibrates with --accountant rdp only (pld calibration is not implemented)")}
-			}
 			if err := checkAccountant(); err != nil {
 				return err
 			}
@@ -105,11 +106,17 @@ epsilon=<value> or noise=<value>, for scripts.`,
 			if err != nil {
 				return err
 			}
-			s, err := privacy.NoiseForEpsilon(target, delta, q, steps,
-				privacy.Options{Conversion: c, HistogramSigma: histSigma})
+			var s float64
+			if accountant == "pld" {
+				s, err = privacy.PLDNoiseForEpsilon(target, delta, q, steps, 1e-4, privacy.PLDOptions{HistogramSigma: histSigma})
+			} else {
+				s, err = privacy.NoiseForEpsilon(target, delta, q, steps,
+					privacy.Options{Conversion: c, HistogramSigma: histSigma})
+			}
 			if err != nil {
 				return usageError{err}
 			}
+			fmt.Fprintf(cmd.OutOrStdout(), "accountant=%s tolerance=1e-4 (the noise meets the target; the smallest that does is at most 0.01%% below it)\n", accountant)
 			fmt.Fprintf(cmd.OutOrStdout(), "noise=%s\n", strconv.FormatFloat(s, 'g', 8, 64))
 			return nil
 		},
@@ -120,7 +127,7 @@ epsilon=<value> or noise=<value>, for scripts.`,
 		f.IntVar(&steps, "steps", 0, "DP-SGD steps")
 		f.Float64Var(&delta, "delta", 1e-6, "delta of the (epsilon, delta) guarantee")
 		f.Float64Var(&histSigma, "histogram-sigma", 0, "noise std of one DP histogram composed with the steps (0: none)")
-		f.StringVar(&accountant, "accountant", "rdp", "rdp, or pld (tighter; epsilon only)")
+		f.StringVar(&accountant, "accountant", "rdp", "rdp, or pld (tighter: less noise for the same epsilon; slower)")
 		f.StringVar(&conversion, "conversion", "improved", "RDP to (epsilon, delta) conversion: improved or classic")
 	}
 	eps.Flags().Float64Var(&sigma, "noise", 0, "noise multiplier sigma of DP-SGD")

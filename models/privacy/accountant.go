@@ -116,22 +116,34 @@ func NoiseForEpsilon(targetEps, delta, q float64, steps int, opts Options) (floa
 			return 0, fmt.Errorf("%w: histogram release alone gives eps %v > target %v", ErrInvalid, e, targetEps)
 		}
 	}
-	ok := func(sigma float64) bool {
+	ok := func(sigma float64) (bool, error) {
 		r := RDP(q, sigma, steps, orders)
 		for k := range base {
 			r[k] += base[k]
 		}
 		e, _ := EpsilonFromRDP(orders, r, delta, opts.Conversion)
-		return e <= targetEps
+		return e <= targetEps, nil
 	}
-	lo, hi := 1.0, 1.0
-	for ok(lo) {
+	return smallestSigma(ok, 1, tol, targetEps)
+}
+
+// smallestSigma bisects on log sigma for the smallest sigma with ok(sigma),
+// starting from a bracket around start, and returns the upper end once
+// hi/lo - 1 <= tol: a sigma that meets the target, at most a factor
+// (1+tol) above the smallest one (ok is monotone in sigma).
+func smallestSigma(ok func(sigma float64) (bool, error), start, tol, targetEps float64) (float64, error) {
+	test := func(sigma float64) bool {
+		good, err := ok(sigma)
+		return err == nil && good
+	}
+	lo, hi := start, start
+	for test(lo) {
 		lo /= 2
 		if lo < 1e-6 {
 			return lo, nil
 		}
 	}
-	for !ok(hi) {
+	for !test(hi) {
 		hi *= 2
 		if hi > 1e6 {
 			return 0, fmt.Errorf("%w: no sigma <= 1e6 meets eps %v", ErrInvalid, targetEps)
@@ -142,11 +154,39 @@ func NoiseForEpsilon(targetEps, delta, q float64, steps int, opts Options) (floa
 	}
 	for hi/lo-1 > tol {
 		mid := math.Sqrt(lo * hi)
-		if ok(mid) {
+		if test(mid) {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
 	return hi, nil
+}
+
+// PLDNoiseForEpsilon is NoiseForEpsilon under the PLD accountant
+// (PLDEpsilon, with opts' interval and histogram release): the smallest
+// noise multiplier, to relative tolerance relTol (0 means 1e-4), at which
+// steps steps of DP-SGD with Poisson rate q meet (targetEps, delta). The
+// returned sigma always meets the target by PLDEpsilon's upper bound; the
+// true minimum under that bound lies within a factor (1+relTol) below it.
+// The RDP answer, which meets the target under the looser RDP bound and
+// so under the PLD one too, starts the bracket.
+func PLDNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, opts PLDOptions) (float64, error) {
+	rdp, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
+	if err != nil {
+		return 0, err
+	}
+	if relTol <= 0 {
+		relTol = 1e-4
+	}
+	if opts.HistogramSigma > 0 {
+		if e, err := PLDEpsilon(1, opts.HistogramSigma, 1, delta, PLDOptions{Interval: opts.Interval}); err != nil || e > targetEps {
+			return 0, fmt.Errorf("%w: histogram release alone gives eps %v > target %v", ErrInvalid, e, targetEps)
+		}
+	}
+	ok := func(sigma float64) (bool, error) {
+		e, err := PLDEpsilon(q, sigma, steps, delta, opts)
+		return e <= targetEps, err
+	}
+	return smallestSigma(ok, rdp, relTol, targetEps)
 }

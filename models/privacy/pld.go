@@ -278,23 +278,23 @@ func pldGaussMass(a, b, mu, s float64) float64 {
 	return math.Max(0, m)
 }
 
-// logMGF returns log sum_i p_i e^(lambda l_i) over the finite part.
-func (d pldDist) logMGF(lambda, h float64) float64 {
+// logMGF returns log sum_i p_i e^(lambda l_i) over the finite part, given
+// logP[i] = log p_i (-Inf where p_i = 0). Terms more than e^-60 below the
+// largest are skipped: they cannot move the sum of a float64.
+func (d pldDist) logMGF(logP []float64, lambda, h float64) float64 {
 	m := math.Inf(-1)
-	for i, p := range d.pmf {
-		if p > 0 {
-			if v := math.Log(p) + lambda*float64(d.kmin+i)*h; v > m {
-				m = v
-			}
+	for i, lp := range logP {
+		if v := lp + lambda*float64(d.kmin+i)*h; v > m {
+			m = v
 		}
 	}
 	if math.IsInf(m, -1) {
 		return m
 	}
 	s := 0.0
-	for i, p := range d.pmf {
-		if p > 0 {
-			s += math.Exp(math.Log(p) + lambda*float64(d.kmin+i)*h - m)
+	for i, lp := range logP {
+		if v := lp + lambda*float64(d.kmin+i)*h - m; v > -60 {
+			s += math.Exp(v)
 		}
 	}
 	return m + math.Log(s)
@@ -311,12 +311,16 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 	lt := math.Log(1 / pldChernoff)
 	ft := float64(T)
 	u, v := math.Inf(1), math.Inf(-1)
+	logP := make([]float64, m)
+	for i, p := range d.pmf {
+		logP[i] = math.Log(p) // -Inf for p = 0
+	}
 	for k := -8; k <= 16; k++ {
 		lam := math.Ldexp(1, k)
-		if mu := d.logMGF(lam, h); !math.IsInf(mu, 0) {
+		if mu := d.logMGF(logP, lam, h); !math.IsInf(mu, 0) {
 			u = math.Min(u, (ft*mu+lt)/lam)
 		}
-		if mv := d.logMGF(-lam, h); !math.IsInf(mv, 0) {
+		if mv := d.logMGF(logP, -lam, h); !math.IsInf(mv, 0) {
 			v = math.Max(v, -(ft*mv+lt)/lam)
 		}
 	}

@@ -198,3 +198,39 @@ func TestPLDInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestPLDNoiseForEpsilon: the PLD-calibrated noise meets the target, a
+// noise (1+tol) below it does not, and it is below the RDP-calibrated
+// noise (the PLD bound is tighter), with and without a histogram release.
+func TestPLDNoiseForEpsilon(t *testing.T) {
+	tests := []struct {
+		eps, delta, q, hist float64
+		steps               int
+	}{
+		{8, 1e-5, 0.04, 0, 2250},
+		{4, 1e-6, 0.032, 5, 32},
+		{1, 1e-6, 0.02, 10, 100},
+	}
+	const tol = 1e-3
+	for _, tc := range tests {
+		opts := PLDOptions{HistogramSigma: tc.hist, Interval: 1e-3}
+		sigma, err := PLDNoiseForEpsilon(tc.eps, tc.delta, tc.q, tc.steps, tol, opts)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if e := pldEps(t, tc.q, sigma, tc.steps, tc.delta, opts); e > tc.eps {
+			t.Errorf("%+v: sigma %v gives eps %v above the target", tc, sigma, e)
+		}
+		if e := pldEps(t, tc.q, sigma/(1+2*tol), tc.steps, tc.delta, opts); e <= tc.eps {
+			t.Errorf("%+v: sigma %v is not the smallest: %v also meets it (eps %v)", tc, sigma, sigma/(1+2*tol), e)
+		}
+		rdp, err := NoiseForEpsilon(tc.eps, tc.delta, tc.q, tc.steps, Options{HistogramSigma: tc.hist})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(sigma < rdp) {
+			t.Errorf("%+v: PLD noise %v not below RDP noise %v", tc, sigma, rdp)
+		}
+		t.Logf("%+v: noise %.4f under PLD, %.4f under RDP", tc, sigma, rdp)
+	}
+}
