@@ -51,6 +51,40 @@ func TestMakePlanMeetsTheTargetWithBothMechanisms(t *testing.T) {
 	}
 }
 
+// TestMakePlanWithThePLDAccountant: calibrated by the PLD accountant the
+// demo's window needs less noise for the same target, the plan's epsilons
+// are PLD's (composed within the target and within 1% of it), and the RDP
+// accountant, looser, puts the same plan above the target.
+func TestMakePlanWithThePLDAccountant(t *testing.T) {
+	rdp, err := MakePlan(Config{}, 1000, 4, 1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pld, err := MakePlan(Config{Accountant: "pld"}, 1000, 4, 1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(pld.NoiseMultiplier < rdp.NoiseMultiplier) || pld.Accountant != "pld-connect-dots" {
+		t.Errorf("PLD plan: sigma %g (%s), RDP plan sigma %g", pld.NoiseMultiplier, pld.Accountant, rdp.NoiseMultiplier)
+	}
+	if !(pld.Epsilon <= 4 && pld.Epsilon >= 0.99*4) {
+		t.Errorf("PLD plan spends %g of 4", pld.Epsilon)
+	}
+	if !(pld.SGDEpsilon < pld.Epsilon && pld.HistogramEpsilon > 0 && pld.HistogramEpsilon < pld.Epsilon) {
+		t.Errorf("PLD plan parts: sgd %g, histogram %g, both %g", pld.SGDEpsilon, pld.HistogramEpsilon, pld.Epsilon)
+	}
+	a := privacy.NewAccountant(nil, privacy.Improved)
+	a.ComposeSGD(pld.SampleRate, pld.NoiseMultiplier, pld.Steps)
+	a.ComposeGaussian(pld.HistogramSigma)
+	if e, _ := a.Epsilon(1e-6); !(e > 4) {
+		t.Errorf("RDP gives %g for the PLD plan: the PLD plan should be one RDP cannot certify", e)
+	}
+	t.Logf("demo window at epsilon 4: sigma %.4f (PLD) against %.4f (RDP)", pld.NoiseMultiplier, rdp.NoiseMultiplier)
+	if _, err := MakePlan(Config{Accountant: "prv"}, 1000, 4, 1e-6); err == nil {
+		t.Error("want an error for an unknown accountant")
+	}
+}
+
 func TestMakePlanRefusesWhatCannotBeMet(t *testing.T) {
 	// The histogram alone at sigma 1 costs more than epsilon 1.
 	if _, err := MakePlan(Config{HistogramSigma: 1}, 1000, 1, 1e-6); err == nil {
