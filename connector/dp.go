@@ -33,9 +33,10 @@ type DPProcessor struct {
 	plans    map[string]plannedWindow
 	log      *slog.Logger
 	progress StageProgress
-	// unit and maxPerUser come from the privacy section.
+	// unit, maxPerUser and accountant come from the privacy section.
 	unit       string
 	maxPerUser int
+	accountant string
 
 	// models keeps the generator (whose adapters each window resets) and
 	// the embedding model from one window to the next, so their compiled
@@ -94,7 +95,7 @@ func newDPProcessor(cfg ProcessorConfig) Processor {
 }
 
 func (p *DPProcessor) method() dpwindow.Config {
-	return dpwindow.Config{Unit: p.unit, MaxPerUser: p.maxPerUser,
+	return dpwindow.Config{Unit: p.unit, MaxPerUser: p.maxPerUser, Accountant: p.accountant,
 		ExpectedBatch: p.cfg.ExpectedBatch, Epochs: p.cfg.Epochs, Clip: p.cfg.Clip, LearningRate: p.cfg.LearningRate,
 		SeqLen: p.cfg.SeqLen, HistogramSigma: p.cfg.HistogramSigma, PoolFactor: p.cfg.PoolFactor,
 		OutputFactor: p.cfg.OutputFactor, Clusters: p.cfg.Clusters,

@@ -134,7 +134,7 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (err error) {
 	}
 	if dp, ok := proc.(*DPProcessor); ok {
 		dp.log = log
-		dp.unit, dp.maxPerUser = cfg.Privacy.Unit, cfg.Privacy.MaxRecordsPerUser
+		dp.unit, dp.maxPerUser, dp.accountant = cfg.Privacy.Unit, cfg.Privacy.MaxRecordsPerUser, cfg.Privacy.Accountant
 	}
 	newSource := func() (Source, error) {
 		return stream.NewSource(stream.SourceConfig{
