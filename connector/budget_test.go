@@ -2,9 +2,11 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
+	"github.com/dpinstruct/dpinstruct/models/dpwindow"
 	"github.com/dpinstruct/dpinstruct/sink"
 )
 
@@ -45,6 +47,35 @@ func TestPlanSpendKeepsWithinTheTarget(t *testing.T) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDPProcessorPricesWithTheConfiguredAccountant: the dp processor's
+// plan for a demo-sized window is calibrated by privacy.accountant, and the
+// ledger's params name the accountant that priced it; the PLD plan needs
+// less noise for the same target.
+func TestDPProcessorPricesWithTheConfiguredAccountant(t *testing.T) {
+	sigmas := map[string]float64{}
+	for _, accountant := range []string{"rdp", "pld"} {
+		cfg := DefaultConfig()
+		dp := newDPProcessor(cfg.Processor).(*DPProcessor)
+		dp.unit, dp.maxPerUser, dp.accountant = cfg.Privacy.Unit, cfg.Privacy.MaxRecordsPerUser, accountant
+		spend, err := dp.PlanSpend(&Window{ID: "w-" + accountant, Records: 1000}, Spend{Epsilon: 4, Delta: 1e-6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan dpwindow.Plan
+		if err := json.Unmarshal([]byte(spend.Params), &plan); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"rdp": "rdp-improved", "pld": "pld-connect-dots"}[accountant]
+		if plan.Accountant != want || spend.Epsilon > 4 || spend.Epsilon < 3.9 {
+			t.Errorf("%s: params %s, epsilon %g", accountant, spend.Params, spend.Epsilon)
+		}
+		sigmas[accountant] = plan.NoiseMultiplier
+	}
+	if !(sigmas["pld"] < sigmas["rdp"]) {
+		t.Errorf("noise: pld %g, rdp %g", sigmas["pld"], sigmas["rdp"])
 	}
 }
 
