@@ -170,10 +170,20 @@ func smallestSigma(ok func(sigma float64) (bool, error), start, tol, targetEps f
 // returned sigma always meets the target by PLDEpsilon's upper bound; the
 // true minimum under that bound lies within a factor (1+relTol) below it.
 // The RDP answer, which meets the target under the looser RDP bound and
-// so under the PLD one too, starts the bracket.
+// so under the PLD one too, starts the bracket (where RDP cannot meet the
+// target at all, say a histogram that RDP prices above it, the search
+// starts from 1).
 func PLDNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, opts PLDOptions) (float64, error) {
-	rdp, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
+	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
+		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
+	}
+	start, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
 	if err != nil {
+		start = 1
+	}
+	// PLDEpsilon checks q, steps, delta and the options, and says which is
+	// wrong; the search below would only see "no sigma meets the target".
+	if _, err := PLDEpsilon(q, start, steps, delta, opts); err != nil {
 		return 0, err
 	}
 	if relTol <= 0 {
@@ -188,5 +198,5 @@ func PLDNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, 
 		e, err := PLDEpsilon(q, sigma, steps, delta, opts)
 		return e <= targetEps, err
 	}
-	return smallestSigma(ok, rdp, relTol, targetEps)
+	return smallestSigma(ok, start, relTol, targetEps)
 }

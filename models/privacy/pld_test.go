@@ -234,3 +234,24 @@ func TestPLDNoiseForEpsilon(t *testing.T) {
 		t.Logf("%+v: noise %.4f under PLD, %.4f under RDP", tc, sigma, rdp)
 	}
 }
+
+func TestPLDNoiseForEpsilonRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name          string
+		eps, delta, q float64
+		steps         int
+		opts          PLDOptions
+	}{
+		{"zero epsilon", 0, 1e-6, 0.01, 10, PLDOptions{}},
+		{"delta of one", 1, 1, 0.01, 10, PLDOptions{}},
+		{"q above one", 1, 1e-6, 2, 10, PLDOptions{}},
+		{"no steps", 1, 1e-6, 0.01, 0, PLDOptions{}},
+		{"negative interval", 1, 1e-6, 0.01, 10, PLDOptions{Interval: -1}},
+		{"histogram alone over the target", 0.1, 1e-6, 0.01, 10, PLDOptions{HistogramSigma: 1}},
+	}
+	for _, tc := range tests {
+		if _, err := PLDNoiseForEpsilon(tc.eps, tc.delta, tc.q, tc.steps, 1e-3, tc.opts); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err %v, want ErrInvalid", tc.name, err)
+		}
+	}
+}
