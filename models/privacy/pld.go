@@ -112,19 +112,14 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 	case opts.HistogramSigma < 0 || math.IsNaN(opts.HistogramSigma) || math.IsInf(opts.HistogramSigma, 1):
 		return 0, fmt.Errorf("%w: histogram sigma %v", ErrInvalid, opts.HistogramSigma)
 	}
-	h = pldRefineInterval(q, sigma, h)
+	steps1, h := pldSingleSteps(q, sigma, h)
 	var hist *pldDist
 	if opts.HistogramSigma > 0 {
 		g := pldSubsampledGaussian(1, opts.HistogramSigma, h, true)
 		hist = &g
 	}
-	dirs := []bool{true}
-	if q < 1 { // for q = 1 the two directions have the same PLD
-		dirs = append(dirs, false)
-	}
 	eps := 0.0
-	for _, remove := range dirs {
-		d := pldSubsampledGaussian(q, sigma, h, remove)
+	for _, d := range steps1 {
 		d = pldSelfCompose(d, steps, h)
 		if hist != nil {
 			d = pldConvolve(d, *hist)
@@ -141,16 +136,30 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 // one standard deviation of a single step's privacy loss.
 const pldPointsPerStd = 50
 
-// pldRefineInterval returns h, or a finer interval when a single step's
-// privacy loss spreads over fewer than pldPointsPerStd grid points. With
-// a small sampling rate the loss of one step is tiny (its standard
-// deviation is about q*sqrt(e^(1/sigma^2)-1): 1e-4 at q = 1e-4), and on a
-// coarser grid the chords between grid points add variance that a million
-// compositions turn into a large overestimate. The composed loss, not the
-// single step, sets the FFT length, so the finer grid costs little.
-func pldRefineInterval(q, sigma, h float64) float64 {
-	for _, remove := range []bool{true, false} {
-		d := pldSubsampledGaussian(q, sigma, h, remove)
+// pldSingleSteps discretises one step's PLD in each neighbouring
+// direction (the remove direction alone for q = 1, where both are the
+// same) on the grid h, or on a finer grid when a step's privacy loss
+// spreads over fewer than pldPointsPerStd grid points, and returns them
+// with the interval they are on. With a small sampling rate the loss of
+// one step is tiny (its standard deviation is about
+// q*sqrt(e^(1/sigma^2)-1): 1e-4 at q = 1e-4), and on a coarser grid the
+// chords between grid points add variance that a million compositions
+// turn into a large overestimate. The composed loss, not the single step,
+// sets the FFT length, so the finer grid costs little.
+func pldSingleSteps(q, sigma, h float64) ([]pldDist, float64) {
+	dirs := []bool{true}
+	if q < 1 {
+		dirs = append(dirs, false)
+	}
+	discretise := func(h float64) []pldDist {
+		out := make([]pldDist, len(dirs))
+		for i, remove := range dirs {
+			out[i] = pldSubsampledGaussian(q, sigma, h, remove)
+		}
+		return out
+	}
+	ds, fine := discretise(h), h
+	for _, d := range ds {
 		var m0, m1, m2 float64
 		for i, p := range d.pmf {
 			l := float64(d.kmin+i) * h
@@ -162,11 +171,14 @@ func pldRefineInterval(q, sigma, h float64) float64 {
 			continue
 		}
 		mean := m1 / m0
-		if std := math.Sqrt(math.Max(0, m2/m0-mean*mean)); std > 0 && std < pldPointsPerStd*h {
-			h = std / pldPointsPerStd
+		if std := math.Sqrt(math.Max(0, m2/m0-mean*mean)); std > 0 && std < pldPointsPerStd*fine {
+			fine = std / pldPointsPerStd
 		}
 	}
-	return h
+	if fine < h {
+		return discretise(fine), fine
+	}
+	return ds, h
 }
 
 // pldSubsampledGaussian discretises the single-step PLD (remove or add
