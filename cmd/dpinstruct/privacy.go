@@ -106,17 +106,19 @@ epsilon=<value> or noise=<value>, for scripts.`,
 			if err != nil {
 				return err
 			}
+			// One tolerance for both accountants, and the one printed.
+			const tol = 1e-4
 			var s float64
 			if accountant == "pld" {
-				s, err = privacy.PLDNoiseForEpsilon(target, delta, q, steps, 1e-4, privacy.PLDOptions{HistogramSigma: histSigma})
+				s, err = privacy.PLDNoiseForEpsilon(target, delta, q, steps, tol, privacy.PLDOptions{HistogramSigma: histSigma})
 			} else {
 				s, err = privacy.NoiseForEpsilon(target, delta, q, steps,
-					privacy.Options{Conversion: c, HistogramSigma: histSigma})
+					privacy.Options{Conversion: c, HistogramSigma: histSigma, RelTol: tol})
 			}
 			if err != nil {
 				return usageError{err}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "accountant=%s tolerance=1e-4 (the noise meets the target; the smallest that does is at most 0.01%% below it)\n", accountant)
+			fmt.Fprintf(cmd.OutOrStdout(), "accountant=%s tolerance=%g (the noise meets the target; the smallest that does is at most %g%% below it)\n", accountant, tol, 100*tol)
 			fmt.Fprintf(cmd.OutOrStdout(), "noise=%s\n", strconv.FormatFloat(s, 'g', 8, 64))
 			return nil
 		},

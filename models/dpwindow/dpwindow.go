@@ -72,7 +72,7 @@ type Config struct {
 	// epsilons: "rdp" (default; the RDP accountant with the improved
 	// conversion, a millisecond) or "pld" (the PLD accountant,
 	// privacy.PLDNoiseForEpsilon: a tighter bound, so less noise for the
-	// same epsilon, at a second or so per window; DP-SGD and the histogram
+	// same epsilon, at several seconds per window; DP-SGD and the histogram
 	// composed exactly).
 	Accountant string
 }
