@@ -3,7 +3,10 @@ package privacy
 import (
 	"fmt"
 	"math"
-	"math/bits"
+	"slices"
+	"sync"
+
+	"gonum.org/v1/gonum/dsp/fourier"
 )
 
 // PLD (privacy loss distribution) accounting for the Poisson-subsampled
@@ -36,7 +39,7 @@ import (
 // (so epsilon(delta) is the larger of the two epsilons).
 //
 // Composition. T identical steps are composed in the Fourier domain: the
-// single-step PMF is transformed once (radix-2 FFT, float64), each
+// single-step PMF is transformed once (gonum's real FFT, float64), each
 // coefficient is raised to the T-th power by repeated squaring, and one
 // inverse FFT gives the T-fold convolution (dp_accounting's self_compose).
 // The FFT length covers a window [v, u] of the composed loss chosen with
@@ -118,18 +121,20 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 		g := pldSubsampledGaussian(1, opts.HistogramSigma, h, true)
 		hist = &g
 	}
-	eps := 0.0
-	for _, d := range steps1 {
-		d = pldSelfCompose(d, steps, h)
-		if hist != nil {
-			d = pldConvolve(d, *hist)
-		}
-		e := d.epsilon(delta, h)
-		if e > eps || math.IsInf(e, 1) {
-			eps = e
-		}
+	// The two directions are independent: compose them on two cores.
+	epss := make([]float64, len(steps1))
+	var wg sync.WaitGroup
+	for i, d := range steps1 {
+		wg.Go(func() {
+			d = pldSelfCompose(d, steps, h)
+			if hist != nil {
+				d = pldConvolve(d, *hist)
+			}
+			epss[i] = d.epsilon(delta, h)
+		})
 	}
-	return eps, nil
+	wg.Wait()
+	return slices.Max(epss), nil
 }
 
 // pldPointsPerStd is how many grid points the refined interval puts in
@@ -348,24 +353,24 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 	if loK > hiK {
 		loK, hiK = 0, kmax
 	}
-	n := 1
-	for int64(n) < hiK-loK+1 {
-		n <<= 1
-	}
-	a := make([]complex128, n)
+	n := fftLen(int(hiK - loK + 1))
+	x := make([]float64, n)
 	for i, p := range d.pmf {
-		a[i%n] += complex(p, 0)
+		x[i%n] += p
 	}
-	pldFFT(a, false)
-	for i, z := range a {
-		a[i] = pldCPow(z, T)
+	// The T-fold circular convolution: real FFT, each coefficient to the
+	// T-th power, inverse (gonum's transforms are unnormalised: 1/n).
+	f := fourier.NewFFT(n)
+	c := f.Coefficients(nil, x)
+	for i, z := range c {
+		c[i] = pldCPow(z, T)
 	}
-	pldFFT(a, true)
+	f.Sequence(x, c)
 	pmf := make([]float64, n)
 	lo := int(loK % int64(n))
-	for r := range n {
+	for r, v := range x {
 		j := (r - lo + n) % n // K = loK + j
-		pmf[j] = math.Max(0, real(a[r]))
+		pmf[j] = math.Max(0, v/float64(n))
 	}
 	inf := 1 - math.Pow(1-d.inf, ft) + 2*pldChernoff
 	out := pldDist{kmin: int(base + loK), pmf: pmf, inf: math.Min(1, inf)}
@@ -376,24 +381,21 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 // FFT).
 func pldConvolve(a, b pldDist) pldDist {
 	l := len(a.pmf) + len(b.pmf) - 1
-	n := 1 << bits.Len(uint(l-1))
-	x := make([]complex128, n)
-	y := make([]complex128, n)
-	for i, p := range a.pmf {
-		x[i] = complex(p, 0)
+	n := fftLen(l)
+	x := make([]float64, n)
+	y := make([]float64, n)
+	copy(x, a.pmf)
+	copy(y, b.pmf)
+	f := fourier.NewFFT(n)
+	cx := f.Coefficients(nil, x)
+	cy := f.Coefficients(nil, y)
+	for i := range cx {
+		cx[i] *= cy[i]
 	}
-	for i, p := range b.pmf {
-		y[i] = complex(p, 0)
-	}
-	pldFFT(x, false)
-	pldFFT(y, false)
-	for i := range x {
-		x[i] *= y[i]
-	}
-	pldFFT(x, true)
+	f.Sequence(x, cx)
 	pmf := make([]float64, l)
 	for i := range pmf {
-		pmf[i] = math.Max(0, real(x[i]))
+		pmf[i] = math.Max(0, x[i]/float64(n))
 	}
 	inf := 1 - (1-a.inf)*(1-b.inf)
 	return pldDist{kmin: a.kmin + b.kmin, pmf: pmf, inf: inf}.trim()
@@ -479,46 +481,22 @@ func pldCPow(z complex128, T int) complex128 {
 	return r
 }
 
-// pldFFT is an in-place iterative radix-2 FFT; len(a) must be a power of
-// two. The inverse includes the 1/n factor.
-func pldFFT(a []complex128, inverse bool) {
-	n := len(a)
-	if n <= 1 {
-		return
+// fftLen returns the smallest 2^a 3^b 5^c >= n: gonum's FFT (FFTPACK)
+// is fast for lengths with small factors, and such lengths waste at most
+// ~25% over n where a power of two can waste half.
+func fftLen(n int) int {
+	best := 1
+	for best < n {
+		best <<= 1
 	}
-	shift := 64 - uint(bits.Len(uint(n-1)))
-	for i := range n {
-		j := int(bits.Reverse64(uint64(i)) >> shift)
-		if i < j {
-			a[i], a[j] = a[j], a[i]
-		}
-	}
-	sign := -1.0
-	if inverse {
-		sign = 1
-	}
-	// Twiddles for the largest stage, computed directly (no recurrence).
-	w := make([]complex128, n/2)
-	for k := range w {
-		s, c := math.Sincos(sign * 2 * math.Pi * float64(k) / float64(n))
-		w[k] = complex(c, s)
-	}
-	for size := 2; size <= n; size <<= 1 {
-		half := size / 2
-		step := n / size
-		for start := 0; start < n; start += size {
-			for k := range half {
-				t := w[k*step] * a[start+k+half]
-				u := a[start+k]
-				a[start+k] = u + t
-				a[start+k+half] = u - t
+	for p5 := 1; p5 < best; p5 *= 5 {
+		for p35 := p5; p35 < best; p35 *= 3 {
+			m := p35
+			for m < n {
+				m <<= 1
 			}
+			best = min(best, m)
 		}
 	}
-	if inverse {
-		f := complex(1/float64(n), 0)
-		for i := range a {
-			a[i] *= f
-		}
-	}
+	return best
 }
