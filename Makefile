@@ -50,10 +50,11 @@ cluster-stop:
 test: vet clickhouse wordlist
 	@# DP fine-tuning on Dolly, the filter experiment (sampling 5,000
 	@# instructions), the privacy audits and the million-record soak take
-	@# minutes each and would take far longer under the race detector, so
-	@# those tests skip there: run them first without -race, then everything
-	@# with it.
-	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit|TestSoakMillionRecords' ./models/dpsgd/ ./models/quality/ ./models/audit/ ./cmd/dpinstruct/
+	@# minutes each, and the accountants' published values and million-step
+	@# grid half a minute, and would take far longer under the race
+	@# detector, so those tests skip there: run them first without -race,
+	@# then everything with it.
+	$(GOTESTSUM) --format pkgname -- -count=1 -timeout 45m -run 'TestDollyLossFallsAtEpsilon4|TestFilterRaisesMAUVEOnDolly|TestAudit|TestSoakMillionRecords|TestPublishedEpsilons|TestPublishedNoise|TestPRVAgreesWithPLD' ./models/dpsgd/ ./models/quality/ ./models/audit/ ./models/privacy/ ./cmd/dpinstruct/
 	$(GOTESTSUM) --format pkgname --hide-summary=skipped -- $(GO_TEST_FLAGS) ./...
 	@# The carried GoMLX compute patch's own tests (docs/GOMLX_PATCH.md):
 	@# a separate module, so ./... above does not reach it.

@@ -194,9 +194,127 @@ func PLDNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, 
 			return 0, fmt.Errorf("%w: histogram release alone gives eps %v > target %v", ErrInvalid, e, targetEps)
 		}
 	}
-	ok := func(sigma float64) (bool, error) {
-		e, err := PLDEpsilon(q, sigma, steps, delta, opts)
-		return e <= targetEps, err
+	epsAt := func(sigma float64) (float64, error) { return PLDEpsilon(q, sigma, steps, delta, opts) }
+	return smallestSigmaSmooth(epsAt, start, relTol, targetEps)
+}
+
+// smallestSigmaSmooth is smallestSigma for an accountant that is slow to
+// evaluate but returns epsilon itself, which is smooth and decreasing in
+// sigma: it brackets as smallestSigma does, then steps by interpolating
+// log epsilon linearly in log sigma (regula falsi, Illinois variant, kept
+// off the bracket's ends), and after each step probes the point one
+// tolerance away on the other side, which closes the bracket once the
+// interpolation is that close. It returns the upper end of a bracket with
+// hi/lo - 1 <= tol: a sigma that meets the target, at most a factor
+// (1+tol) above the smallest one. Typically 5-8 evaluations instead of
+// bisection's ~15.
+func smallestSigmaSmooth(epsAt func(sigma float64) (float64, error), start, tol, targetEps float64) (float64, error) {
+	lt := math.Log(targetEps)
+	// f is log eps - log target at log sigma; f <= 0 meets the target.
+	f := func(sigma float64) (float64, error) {
+		e, err := epsAt(sigma)
+		if err != nil {
+			return 0, err
+		}
+		if e <= 0 {
+			return math.Inf(-1), nil
+		}
+		return math.Log(e) - lt, nil
 	}
-	return smallestSigma(ok, start, relTol, targetEps)
+	lo, hi := start, start
+	flo, err := f(lo)
+	if err != nil {
+		return 0, err
+	}
+	fhi := flo
+	for flo <= 0 {
+		hi, fhi = lo, flo
+		lo /= 2
+		if lo < 1e-6 {
+			return lo, nil
+		}
+		if flo, err = f(lo); err != nil {
+			return 0, err
+		}
+	}
+	for fhi > 0 {
+		lo, flo = hi, fhi
+		hi *= 2
+		if hi > 1e6 {
+			return 0, fmt.Errorf("%w: no sigma <= 1e6 meets eps %v", ErrInvalid, targetEps)
+		}
+		if fhi, err = f(hi); err != nil {
+			return 0, err
+		}
+	}
+	// Now f(lo) > 0 >= f(hi).
+	last := 0 // +1: the last step replaced hi; -1: lo (Illinois)
+	for hi/lo-1 > tol {
+		t := flo / (flo - fhi)
+		if math.IsInf(fhi, -1) || math.IsNaN(t) {
+			t = 0.5 // no slope at hi (epsilon 0): bisect
+		}
+		t = min(max(t, 0.02), 0.98)
+		mid := math.Exp(math.Log(lo) + t*(math.Log(hi)-math.Log(lo)))
+		fm, err := f(mid)
+		if err != nil {
+			return 0, err
+		}
+		// probe is the point one tolerance past mid, towards the other end:
+		// once the interpolation is that close, it closes the bracket.
+		var probe float64
+		if fm <= 0 {
+			hi, fhi = mid, fm
+			if last == 1 {
+				flo /= 2
+			}
+			last, probe = 1, hi/(1+tol)
+		} else {
+			lo, flo = mid, fm
+			if last == -1 {
+				fhi /= 2
+			}
+			last, probe = -1, lo*(1+tol)
+		}
+		if !(probe > lo && probe < hi) {
+			continue
+		}
+		fp, err := f(probe)
+		if err != nil {
+			return 0, err
+		}
+		if fp <= 0 {
+			hi, fhi = probe, fp
+		} else {
+			lo, flo = probe, fp
+		}
+	}
+	return hi, nil
+}
+
+// PRVNoiseForEpsilon is NoiseForEpsilon under the PRV accountant: the
+// smallest noise multiplier, to relative tolerance relTol (0 means 1e-4),
+// whose PRV upper bound (PRVResult.Upper, the estimate plus the bound's
+// half-width) meets (targetEps, delta). Calibrating to the estimate would
+// not be a guarantee; the upper bound is one, so the PRV's noise is a
+// little above the PLD's (whose single answer is itself an upper bound).
+func PRVNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, opts PRVOptions) (float64, error) {
+	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
+		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
+	}
+	start, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
+	if err != nil {
+		start = 1
+	}
+	if _, err := PRVEpsilon(q, start, steps, delta, opts); err != nil {
+		return 0, err
+	}
+	if relTol <= 0 {
+		relTol = 1e-4
+	}
+	epsAt := func(sigma float64) (float64, error) {
+		r, err := PRVEpsilon(q, sigma, steps, delta, opts)
+		return r.Upper, err
+	}
+	return smallestSigmaSmooth(epsAt, start, relTol, targetEps)
 }

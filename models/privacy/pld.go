@@ -130,7 +130,7 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 			if hist != nil {
 				d = pldConvolve(d, *hist)
 			}
-			epss[i] = d.epsilon(delta, h)
+			epss[i] = d.epsilon(delta, h, 0)
 		})
 	}
 	wg.Wait()
@@ -189,45 +189,9 @@ func pldSingleSteps(q, sigma, h float64) ([]pldDist, float64) {
 // pldSubsampledGaussian discretises the single-step PLD (remove or add
 // direction) with pessimistic rounding on the grid of width h.
 func pldSubsampledGaussian(q, sigma, h float64, remove bool) pldDist {
-	s2 := sigma * sigma
-	lq := math.Log(q)
-	c := math.Inf(-1) // log(1-q)
-	if q < 1 {
-		c = math.Log1p(-q)
-	}
-	// logExcess(l) = log(e^l - (1-q)), -Inf if l <= log(1-q).
-	logExcess := func(l float64) float64 {
-		if q == 1 {
-			return l
-		}
-		if l <= c {
-			return math.Inf(-1)
-		}
-		return c + math.Log(math.Expm1(l-c))
-	}
-	// massP and massQ are the masses of an x interval under the pair's
-	// upper (P) and lower (Q) distribution; the loss log(dP/dQ)(x) is
-	// increasing in x, and inv is its inverse.
-	var loss, inv func(float64) float64
-	var massP, massQ func(a, b float64) float64
-	var xlo, xhi float64
-	mixture := func(a, b, shift float64) float64 {
-		return (1-q)*pldGaussMass(a, b, 0, sigma) + q*pldGaussMass(a, b, shift, sigma)
-	}
-	gauss := func(a, b float64) float64 { return pldGaussMass(a, b, 0, sigma) }
-	if remove {
-		loss = func(x float64) float64 { return logAdd(c, lq+(2*x-1)/(2*s2)) }
-		inv = func(l float64) float64 { return s2*(logExcess(l)-lq) + 0.5 }
-		massP = func(a, b float64) float64 { return mixture(a, b, 1) }
-		massQ = gauss
-		xlo, xhi = -pldZ*sigma, 1+pldZ*sigma
-	} else {
-		loss = func(x float64) float64 { return -logAdd(c, lq-(2*x+1)/(2*s2)) }
-		inv = func(l float64) float64 { return -s2*(logExcess(-l)-lq) - 0.5 }
-		massP = gauss
-		massQ = func(a, b float64) float64 { return mixture(a, b, -1) }
-		xlo, xhi = -1-pldZ*sigma, pldZ*sigma
-	}
+	g := gaussPair{q: q, sigma: sigma, remove: remove}
+	loss, inv, massP, massQ := g.loss, g.inv, g.massP, g.massQ
+	xlo, xhi := g.span(pldZ)
 	imin := int(math.Floor(loss(xlo) / h))
 	imax := int(math.Ceil(loss(xhi) / h))
 	if imax <= imin {
@@ -419,15 +383,16 @@ func (d pldDist) trim() pldDist {
 	return pldDist{kmin: d.kmin + lo, pmf: d.pmf[lo : hi+1], inf: d.inf + t}
 }
 
-// epsilon returns the smallest eps >= 0 with delta(eps) <= delta, by
-// bisection on delta(eps) = p(inf) + sum_{l > eps} (1 - e^(eps-l)) p(l),
-// evaluated in O(log n) with suffix sums.
-func (d pldDist) epsilon(delta, h float64) float64 {
+// epsilon returns the smallest eps >= 0 with delta(eps) <= delta, where
+// the losses are (kmin+i)*h + offset: by bisection on
+// delta(eps) = p(inf) + sum_{l > eps} (1 - e^(eps-l)) p(l), evaluated in
+// O(log n) with suffix sums.
+func (d pldDist) epsilon(delta, h, offset float64) float64 {
 	if d.inf >= delta {
 		return math.Inf(1)
 	}
 	n := len(d.pmf)
-	lossAt := func(i int) float64 { return float64(d.kmin+i) * h }
+	lossAt := func(i int) float64 { return float64(d.kmin+i)*h + offset }
 	// A[i] = sum_{j>=i} p_j, B[i] = sum_{j>=i} p_j e^(-(l_j - l_top)).
 	top := lossAt(n - 1)
 	A := make([]float64, n+1)
@@ -438,7 +403,7 @@ func (d pldDist) epsilon(delta, h float64) float64 {
 	}
 	deltaAt := func(eps float64) float64 {
 		// first index with loss > eps
-		i := int(math.Floor(eps/h)) + 1 - d.kmin
+		i := int(math.Floor((eps-offset)/h)) + 1 - d.kmin
 		if i < 0 {
 			i = 0
 		}
