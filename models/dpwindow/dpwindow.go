@@ -69,11 +69,11 @@ type Config struct {
 	// (default 4).
 	MaxPerUser int
 	// Accountant calibrates the DP-SGD noise and states the plan's
-	// epsilons: "rdp" (default; the RDP accountant with the improved
-	// conversion, a millisecond) or "pld" (the PLD accountant,
-	// privacy.PLDNoiseForEpsilon: a tighter bound, so less noise for the
-	// same epsilon, at several seconds per window; DP-SGD and the histogram
-	// composed exactly).
+	// epsilons, DP-SGD and the histogram composed exactly: "pld" (default;
+	// privacy.PLDNoiseForEpsilon, the tightest upper bound, about two
+	// seconds per window), "prv" (calibrated to the PRV accountant's upper
+	// bound: slightly more noise than pld) or "rdp" (the RDP accountant
+	// with the improved conversion: a millisecond, and the most noise).
 	Accountant string
 }
 
@@ -113,7 +113,7 @@ func (c Config) Defaults() Config {
 		c.Unit = "record"
 	}
 	if c.Accountant == "" {
-		c.Accountant = "rdp"
+		c.Accountant = "pld"
 	}
 	if c.MaxPerUser == 0 {
 		c.MaxPerUser = 4
@@ -143,10 +143,68 @@ type Plan struct {
 	SGDEpsilon       float64 `json:"sgd_epsilon"`
 	HistogramEpsilon float64 `json:"histogram_epsilon"`
 	Accountant       string  `json:"accountant"`
+	// EpsilonLower is a lower bound on the true epsilon at Delta of the
+	// composed mechanism (the PRV accountant's): the true value lies in
+	// [EpsilonLower, Epsilon], and AccountantError = Epsilon - EpsilonLower
+	// is how much the charged epsilon may overstate it.
+	EpsilonLower    float64 `json:"epsilon_lower"`
+	AccountantError float64 `json:"accountant_error"`
 	// Unit is "record" or "user"; MaxPerUser the contribution bound at
 	// user level (0 at record level).
 	Unit       string `json:"unit"`
 	MaxPerUser int    `json:"max_records_per_user,omitempty"`
+}
+
+// planTolerance is the relative tolerance of the noise calibration: the
+// noise meets the target and is at most 0.1% above the smallest that does.
+const planTolerance = 1e-3
+
+// price states the plan's epsilons under the accountant (the composed one,
+// DP-SGD alone and the histogram alone) and the PRV accountant's lower
+// bound on the composed one.
+func (p *Plan) price(accountant string) error {
+	q, sigma, steps, delta, hist := p.SampleRate, p.NoiseMultiplier, p.Steps, p.Delta, p.HistogramSigma
+	prv, err := privacy.PRVEpsilon(q, sigma, steps, delta, privacy.PRVOptions{HistogramSigma: hist})
+	if err != nil {
+		return fmt.Errorf("dpwindow: PRV epsilon of the plan: %w", err)
+	}
+	switch accountant {
+	case "pld":
+		p.Accountant = "pld-connect-dots"
+		if p.SGDEpsilon, err = privacy.PLDEpsilon(q, sigma, steps, delta, privacy.PLDOptions{}); err == nil {
+			p.Epsilon, err = privacy.PLDEpsilon(q, sigma, steps, delta, privacy.PLDOptions{HistogramSigma: hist})
+		}
+		if err == nil && hist > 0 {
+			p.HistogramEpsilon, err = privacy.PLDEpsilon(1, hist, 1, delta, privacy.PLDOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("dpwindow: PLD epsilon of the plan: %w", err)
+		}
+	case "prv":
+		p.Accountant = "prv-upper"
+		p.Epsilon = prv.Upper
+		var sgd, h privacy.PRVResult
+		if sgd, err = privacy.PRVEpsilon(q, sigma, steps, delta, privacy.PRVOptions{}); err == nil && hist > 0 {
+			h, err = privacy.PRVEpsilon(1, hist, 1, delta, privacy.PRVOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("dpwindow: PRV epsilon of the plan: %w", err)
+		}
+		p.SGDEpsilon, p.HistogramEpsilon = sgd.Upper, h.Upper
+	default:
+		p.Accountant = "rdp-improved"
+		a := privacy.NewAccountant(nil, privacy.Improved)
+		a.ComposeSGD(q, sigma, steps)
+		p.SGDEpsilon, _ = a.Epsilon(delta)
+		a.ComposeGaussian(hist)
+		p.Epsilon, _ = a.Epsilon(delta)
+		h := privacy.NewAccountant(nil, privacy.Improved)
+		h.ComposeGaussian(hist)
+		p.HistogramEpsilon, _ = h.Epsilon(delta)
+	}
+	p.EpsilonLower = math.Min(prv.Lower, p.Epsilon)
+	p.AccountantError = p.Epsilon - p.EpsilonLower
+	return nil
 }
 
 // JSON is the plan as the ledger's params.
@@ -165,19 +223,22 @@ func MakePlan(cfg Config, n int, epsilon, delta float64) (Plan, error) {
 	steps := max(1, int(math.Ceil(cfg.Epochs*float64(n)/float64(cfg.ExpectedBatch))))
 	var sigma float64
 	var err error
+	hist := cfg.HistogramSigma
 	switch cfg.Accountant {
 	case "rdp":
-		sigma, err = privacy.NoiseForEpsilon(epsilon, delta, q, steps, privacy.Options{HistogramSigma: cfg.HistogramSigma})
+		sigma, err = privacy.NoiseForEpsilon(epsilon, delta, q, steps, privacy.Options{HistogramSigma: hist})
 	case "pld":
-		sigma, err = privacy.PLDNoiseForEpsilon(epsilon, delta, q, steps, 1e-3, privacy.PLDOptions{HistogramSigma: cfg.HistogramSigma})
+		sigma, err = privacy.PLDNoiseForEpsilon(epsilon, delta, q, steps, planTolerance, privacy.PLDOptions{HistogramSigma: hist})
+	case "prv":
+		sigma, err = privacy.PRVNoiseForEpsilon(epsilon, delta, q, steps, planTolerance, privacy.PRVOptions{HistogramSigma: hist})
 	default:
-		return Plan{}, fmt.Errorf("dpwindow: accountant must be rdp or pld, not %q", cfg.Accountant)
+		return Plan{}, fmt.Errorf("dpwindow: accountant must be pld, prv or rdp, not %q", cfg.Accountant)
 	}
 	if err != nil {
-		return Plan{}, fmt.Errorf("dpwindow: calibrating DP-SGD noise for epsilon %g (histogram sigma %g): %w", epsilon, cfg.HistogramSigma, err)
+		return Plan{}, fmt.Errorf("dpwindow: calibrating DP-SGD noise for epsilon %g (histogram sigma %g): %w", epsilon, hist, err)
 	}
 	p := Plan{Records: n, SampleRate: q, Steps: steps, NoiseMultiplier: sigma, Clip: cfg.Clip,
-		HistogramSigma: cfg.HistogramSigma, Delta: delta, Accountant: "rdp-improved", Unit: cfg.Unit}
+		HistogramSigma: hist, Delta: delta, Unit: cfg.Unit}
 	switch cfg.Unit {
 	case "record":
 	case "user":
@@ -185,26 +246,8 @@ func MakePlan(cfg Config, n int, epsilon, delta float64) (Plan, error) {
 	default:
 		return Plan{}, fmt.Errorf("dpwindow: unit must be record or user, not %q", cfg.Unit)
 	}
-	if cfg.Accountant == "pld" {
-		p.Accountant = "pld-connect-dots"
-		if p.SGDEpsilon, err = privacy.PLDEpsilon(q, sigma, steps, delta, privacy.PLDOptions{}); err == nil {
-			p.Epsilon, err = privacy.PLDEpsilon(q, sigma, steps, delta, privacy.PLDOptions{HistogramSigma: cfg.HistogramSigma})
-		}
-		if err == nil && cfg.HistogramSigma > 0 {
-			p.HistogramEpsilon, err = privacy.PLDEpsilon(1, cfg.HistogramSigma, 1, delta, privacy.PLDOptions{})
-		}
-		if err != nil {
-			return Plan{}, fmt.Errorf("dpwindow: PLD epsilon of the plan: %w", err)
-		}
-	} else {
-		a := privacy.NewAccountant(nil, privacy.Improved)
-		a.ComposeSGD(q, sigma, steps)
-		p.SGDEpsilon, _ = a.Epsilon(delta)
-		a.ComposeGaussian(cfg.HistogramSigma)
-		p.Epsilon, _ = a.Epsilon(delta)
-		h := privacy.NewAccountant(nil, privacy.Improved)
-		h.ComposeGaussian(cfg.HistogramSigma)
-		p.HistogramEpsilon, _ = h.Epsilon(delta)
+	if err := p.price(cfg.Accountant); err != nil {
+		return Plan{}, err
 	}
 	if p.Epsilon > epsilon*(1+1e-9) {
 		return Plan{}, fmt.Errorf("dpwindow: plan spends epsilon %g > target %g", p.Epsilon, epsilon)

@@ -2,6 +2,7 @@ package dpwindow
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -36,12 +37,11 @@ func TestMakePlanMeetsTheTargetWithBothMechanisms(t *testing.T) {
 			if !(p.SGDEpsilon < p.Epsilon && p.HistogramEpsilon < p.Epsilon && p.HistogramEpsilon > 0) {
 				t.Errorf("each mechanism alone must cost less than both: sgd %g, histogram %g, both %g", p.SGDEpsilon, p.HistogramEpsilon, p.Epsilon)
 			}
-			// Recompute the composition independently of the plan.
-			a := privacy.NewAccountant(nil, privacy.Improved)
-			a.ComposeSGD(p.SampleRate, p.NoiseMultiplier, p.Steps)
-			a.ComposeGaussian(p.HistogramSigma)
-			if e, _ := a.Epsilon(tt.delta); e > tt.epsilon {
-				t.Errorf("accountant gives %g for the plan, over %g", e, tt.epsilon)
+			// Recompute the composition independently of the plan, with
+			// the default accountant (PLD).
+			e, err := privacy.PLDEpsilon(p.SampleRate, p.NoiseMultiplier, p.Steps, tt.delta, privacy.PLDOptions{HistogramSigma: p.HistogramSigma})
+			if err != nil || e > tt.epsilon || p.Accountant != "pld-connect-dots" {
+				t.Errorf("PLD accountant gives %g (%v) for the plan (%s), over %g", e, err, p.Accountant, tt.epsilon)
 			}
 			var back Plan
 			if err := json.Unmarshal([]byte(p.JSON()), &back); err != nil || back != p {
@@ -51,27 +51,40 @@ func TestMakePlanMeetsTheTargetWithBothMechanisms(t *testing.T) {
 	}
 }
 
-// TestMakePlanWithThePLDAccountant: calibrated by the PLD accountant the
-// demo's window needs less noise for the same target, the plan's epsilons
-// are PLD's (composed within the target and within 1% of it), and the RDP
-// accountant, looser, puts the same plan above the target.
-func TestMakePlanWithThePLDAccountant(t *testing.T) {
-	rdp, err := MakePlan(Config{}, 1000, 4, 1e-6)
-	if err != nil {
-		t.Fatal(err)
+// TestMakePlanWithEachAccountant: calibrated by the PLD accountant (the
+// default) the demo's window needs the least noise for the same target,
+// the PRV accountant's upper bound a little more and RDP the most; each
+// plan's epsilons are its accountant's (composed within the target and
+// within 1% of it), each states the PRV lower bound and the accountant's
+// error (the charged epsilon minus that bound: ~0.01 for pld and prv, far
+// more for RDP), and RDP, looser, puts the PLD plan above the target.
+func TestMakePlanWithEachAccountant(t *testing.T) {
+	plans := map[string]Plan{}
+	for _, a := range []string{"", "pld", "prv", "rdp"} {
+		p, err := MakePlan(Config{Accountant: a}, 1000, 4, 1e-6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans[a] = p
+		if !(p.Epsilon <= 4 && p.Epsilon >= 0.99*4) {
+			t.Errorf("%s plan spends %g of 4", a, p.Epsilon)
+		}
+		if !(p.SGDEpsilon < p.Epsilon && p.HistogramEpsilon > 0 && p.HistogramEpsilon < p.Epsilon) {
+			t.Errorf("%s plan parts: sgd %g, histogram %g, both %g", a, p.SGDEpsilon, p.HistogramEpsilon, p.Epsilon)
+		}
+		if !(p.EpsilonLower > 0 && p.EpsilonLower <= p.Epsilon) || math.Abs(p.AccountantError-(p.Epsilon-p.EpsilonLower)) > 1e-12 {
+			t.Errorf("%s plan: lower bound %g, error %g, epsilon %g", a, p.EpsilonLower, p.AccountantError, p.Epsilon)
+		}
 	}
-	pld, err := MakePlan(Config{Accountant: "pld"}, 1000, 4, 1e-6)
-	if err != nil {
-		t.Fatal(err)
+	def, pld, prv, rdp := plans[""], plans["pld"], plans["prv"], plans["rdp"]
+	if def != pld || pld.Accountant != "pld-connect-dots" || prv.Accountant != "prv-upper" || rdp.Accountant != "rdp-improved" {
+		t.Errorf("accountants: default %s, %s, %s, %s", def.Accountant, pld.Accountant, prv.Accountant, rdp.Accountant)
 	}
-	if !(pld.NoiseMultiplier < rdp.NoiseMultiplier) || pld.Accountant != "pld-connect-dots" {
-		t.Errorf("PLD plan: sigma %g (%s), RDP plan sigma %g", pld.NoiseMultiplier, pld.Accountant, rdp.NoiseMultiplier)
+	if !(pld.NoiseMultiplier <= prv.NoiseMultiplier && prv.NoiseMultiplier < rdp.NoiseMultiplier) {
+		t.Errorf("noise: pld %g, prv %g, rdp %g", pld.NoiseMultiplier, prv.NoiseMultiplier, rdp.NoiseMultiplier)
 	}
-	if !(pld.Epsilon <= 4 && pld.Epsilon >= 0.99*4) {
-		t.Errorf("PLD plan spends %g of 4", pld.Epsilon)
-	}
-	if !(pld.SGDEpsilon < pld.Epsilon && pld.HistogramEpsilon > 0 && pld.HistogramEpsilon < pld.Epsilon) {
-		t.Errorf("PLD plan parts: sgd %g, histogram %g, both %g", pld.SGDEpsilon, pld.HistogramEpsilon, pld.Epsilon)
+	if !(pld.AccountantError < 0.02 && prv.AccountantError < 0.03 && rdp.AccountantError > 0.3) {
+		t.Errorf("accountant errors: pld %g, prv %g, rdp %g", pld.AccountantError, prv.AccountantError, rdp.AccountantError)
 	}
 	a := privacy.NewAccountant(nil, privacy.Improved)
 	a.ComposeSGD(pld.SampleRate, pld.NoiseMultiplier, pld.Steps)
@@ -79,8 +92,8 @@ func TestMakePlanWithThePLDAccountant(t *testing.T) {
 	if e, _ := a.Epsilon(1e-6); !(e > 4) {
 		t.Errorf("RDP gives %g for the PLD plan: the PLD plan should be one RDP cannot certify", e)
 	}
-	t.Logf("demo window at epsilon 4: sigma %.4f (PLD) against %.4f (RDP)", pld.NoiseMultiplier, rdp.NoiseMultiplier)
-	if _, err := MakePlan(Config{Accountant: "prv"}, 1000, 4, 1e-6); err == nil {
+	t.Logf("demo window at epsilon 4: sigma %.4f (PLD), %.4f (PRV), %.4f (RDP)", pld.NoiseMultiplier, prv.NoiseMultiplier, rdp.NoiseMultiplier)
+	if _, err := MakePlan(Config{Accountant: "moments"}, 1000, 4, 1e-6); err == nil {
 		t.Error("want an error for an unknown accountant")
 	}
 }

@@ -102,3 +102,79 @@ func (g gaussPair) span(z float64) (xlo, xhi float64) {
 	// shifted component (-1) matters for the PLD grid; P is N(0, s^2).
 	return -1 - z*g.sigma, z * g.sigma
 }
+
+// pairMasses caches, at sorted outputs xs, the CDF of each Gaussian
+// component of the pair from both sides, so that the P and Q masses of
+// intervals between those outputs cost no further erfc (the
+// discretisation asks for several per grid point). Masses are taken on
+// the side of each component's mean that avoids cancellation, as
+// pldGaussMass does.
+type pairMasses struct {
+	g      gaussPair
+	xs     []float64
+	mus    [2]float64   // component means: 0 and the shifted one
+	lo, up [2][]float64 // lo[c][i] = Phi((x_i-mu_c)/s), up[c][i] = Phi((mu_c-x_i)/s)
+}
+
+func (g gaussPair) masses(xs []float64) pairMasses {
+	m := pairMasses{g: g, xs: xs, mus: [2]float64{0, -1}}
+	if g.remove {
+		m.mus[1] = 1
+	}
+	phi := func(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
+	for c, mu := range m.mus {
+		m.lo[c] = make([]float64, len(xs))
+		m.up[c] = make([]float64, len(xs))
+		for i, x := range xs {
+			m.lo[c][i] = phi((x - mu) / g.sigma)
+			m.up[c][i] = phi((mu - x) / g.sigma)
+		}
+	}
+	return m
+}
+
+// comp is component c's mass on (x_i, x_j]; i = -1 means -Inf and
+// j = len(xs) means +Inf.
+func (m pairMasses) comp(c, i, j int) float64 {
+	n := len(m.xs)
+	lo := func(k int) float64 {
+		switch k {
+		case -1:
+			return 0
+		case n:
+			return 1
+		}
+		return m.lo[c][k]
+	}
+	up := func(k int) float64 {
+		switch k {
+		case -1:
+			return 1
+		case n:
+			return 0
+		}
+		return m.up[c][k]
+	}
+	if j <= i {
+		return 0
+	}
+	if i >= 0 && m.xs[i] >= m.mus[c] {
+		return math.Max(0, up(i)-up(j))
+	}
+	return math.Max(0, lo(j)-lo(i))
+}
+
+// P and Q are the pair's masses on (x_i, x_j] (indices as for comp).
+func (m pairMasses) P(i, j int) float64 {
+	if m.g.remove {
+		return (1-m.g.q)*m.comp(0, i, j) + m.g.q*m.comp(1, i, j)
+	}
+	return m.comp(0, i, j)
+}
+
+func (m pairMasses) Q(i, j int) float64 {
+	if m.g.remove {
+		return m.comp(0, i, j)
+	}
+	return (1-m.g.q)*m.comp(0, i, j) + m.g.q*m.comp(1, i, j)
+}

@@ -156,41 +156,26 @@ func pldSingleSteps(q, sigma, h float64) ([]pldDist, float64) {
 	if q < 1 {
 		dirs = append(dirs, false)
 	}
-	discretise := func(h float64) []pldDist {
-		out := make([]pldDist, len(dirs))
-		for i, remove := range dirs {
-			out[i] = pldSubsampledGaussian(q, sigma, h, remove)
-		}
-		return out
-	}
-	ds, fine := discretise(h), h
-	for _, d := range ds {
-		var m0, m1, m2 float64
-		for i, p := range d.pmf {
-			l := float64(d.kmin+i) * h
-			m0 += p
-			m1 += p * l
-			m2 += p * l * l
-		}
-		if m0 <= 0 {
-			continue
-		}
-		mean := m1 / m0
-		if std := math.Sqrt(math.Max(0, m2/m0-mean*mean)); std > 0 && std < pldPointsPerStd*fine {
-			fine = std / pldPointsPerStd
+	// One step's loss variance by quadrature (as the PRV accountant
+	// computes it), so the grid is chosen before discretising.
+	for _, remove := range dirs {
+		_, v := prvMoments(gaussPair{q: q, sigma: sigma, remove: remove}, pldZ)
+		if std := math.Sqrt(v); std > 0 && std < pldPointsPerStd*h {
+			h = std / pldPointsPerStd
 		}
 	}
-	if fine < h {
-		return discretise(fine), fine
+	out := make([]pldDist, len(dirs))
+	for i, remove := range dirs {
+		out[i] = pldSubsampledGaussian(q, sigma, h, remove)
 	}
-	return ds, h
+	return out, h
 }
 
 // pldSubsampledGaussian discretises the single-step PLD (remove or add
 // direction) with pessimistic rounding on the grid of width h.
 func pldSubsampledGaussian(q, sigma, h float64, remove bool) pldDist {
 	g := gaussPair{q: q, sigma: sigma, remove: remove}
-	loss, inv, massP, massQ := g.loss, g.inv, g.massP, g.massQ
+	loss, inv := g.loss, g.inv
 	xlo, xhi := g.span(pldZ)
 	imin := int(math.Floor(loss(xlo) / h))
 	imax := int(math.Ceil(loss(xhi) / h))
@@ -224,22 +209,22 @@ func pldSubsampledGaussian(q, sigma, h float64, remove bool) pldDist {
 		xs[i] = x
 		prev = x
 	}
-	qTail := func(x float64) float64 { return massQ(x, math.Inf(1)) }
+	ms := g.masses(xs)
+	qTail := func(i int) float64 { return ms.Q(i, n) }
 	slope := make([]float64, n+1) // slope[n] = 0: no finite atom above eps_n
 	e0 := float64(imin) * h
-	slope[0] = qTail(xs[0]) + massP(math.Inf(-1), xs[0])*math.Exp(-e0)
+	slope[0] = qTail(0) + ms.P(-1, 0)*math.Exp(-e0)
 	for i := 1; i < n; i++ {
 		a := float64(imin+i-1) * h
-		inQ := massQ(xs[i-1], xs[i])
-		chord := (massP(xs[i-1], xs[i]) - math.Exp(a)*inQ) / (math.Exp(a) * math.Expm1(h))
-		slope[i] = math.Min(math.Max(chord, 0), inQ) + qTail(xs[i])
+		inQ := ms.Q(i-1, i)
+		chord := (ms.P(i-1, i) - math.Exp(a)*inQ) / (math.Exp(a) * math.Expm1(h))
+		slope[i] = math.Min(math.Max(chord, 0), inQ) + qTail(i)
 	}
 	pmf := make([]float64, n)
 	for i := range pmf {
 		pmf[i] = math.Max(0, math.Exp(float64(imin+i)*h)*(slope[i]-slope[i+1]))
 	}
-	last := xs[n-1]
-	inf := math.Max(0, massP(last, math.Inf(1))-math.Exp(float64(imax)*h)*qTail(last))
+	inf := math.Max(0, ms.P(n-1, n)-math.Exp(float64(imax)*h)*qTail(n-1))
 	return pldDist{kmin: imin, pmf: pmf, inf: inf}
 }
 
@@ -296,13 +281,38 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 	for i, p := range d.pmf {
 		logP[i] = math.Log(p) // -Inf for p = 0
 	}
-	for k := -8; k <= 16; k++ {
+	// The bounds are minimised over lambda = 2^k, k in [-8, 16]: every
+	// third k first, then the neighbours of the best (the bound is
+	// unimodal in log lambda in practice; any lambda gives a valid bound).
+	upper := func(k int) float64 {
 		lam := math.Ldexp(1, k)
 		if mu := d.logMGF(logP, lam, h); !math.IsInf(mu, 0) {
-			u = math.Min(u, (ft*mu+lt)/lam)
+			return (ft*mu + lt) / lam
 		}
+		return math.Inf(1)
+	}
+	lower := func(k int) float64 {
+		lam := math.Ldexp(1, k)
 		if mv := d.logMGF(logP, -lam, h); !math.IsInf(mv, 0) {
-			v = math.Max(v, -(ft*mv+lt)/lam)
+			return -(ft*mv + lt) / lam
+		}
+		return math.Inf(-1)
+	}
+	bestU, bestV := -8, -8
+	for k := -8; k <= 16; k += 3 {
+		if b := upper(k); b < u {
+			u, bestU = b, k
+		}
+		if b := lower(k); b > v {
+			v, bestV = b, k
+		}
+	}
+	for _, dk := range []int{-2, -1, 1, 2} {
+		if k := bestU + dk; k >= -8 && k <= 16 {
+			u = math.Min(u, upper(k))
+		}
+		if k := bestV + dk; k >= -8 && k <= 16 {
+			v = math.Max(v, lower(k))
 		}
 	}
 	kmax := int64(T) * int64(m-1)

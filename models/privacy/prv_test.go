@@ -235,7 +235,7 @@ func TestSmallestSigmaSmooth(t *testing.T) {
 	const tol = 1e-4
 	for _, tc := range tests {
 		n := 0
-		got, err := smallestSigmaSmooth(func(s float64) (float64, error) { n++; return tc.eps(s), nil }, tc.start, tol, 1)
+		got, err := smallestSigmaSmooth(func(s float64) (float64, error) { n++; return tc.eps(s), nil }, tc.start, 2, tol, 1)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
