@@ -3,6 +3,7 @@ package dpsgd
 import (
 	crand "crypto/rand"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 
@@ -37,7 +38,9 @@ const noiseChunk = 1 << 16
 
 // gaussianTensors returns one float32 tensor per shape, each coordinate an
 // independent N(0, std²) draw.
-func gaussianTensors(shapesOf [][]int, std float64) ([]*tensors.Tensor, error) {
+// The seeds come from crypto/rand, or from seeds when it is not nil
+// (TrainerOptions.Seeds: evaluations only).
+func gaussianTensors(shapesOf [][]int, std float64, seeds io.Reader) ([]*tensors.Tensor, error) {
 	out := make([]*tensors.Tensor, len(shapesOf))
 	flats := make([][]float32, len(shapesOf))
 	for i, dims := range shapesOf {
@@ -49,7 +52,7 @@ func gaussianTensors(shapesOf [][]int, std float64) ([]*tensors.Tensor, error) {
 			return nil, fmt.Errorf("dpsgd: noise tensor: %w", err)
 		}
 	}
-	if err := fillGaussian(flats, std); err != nil {
+	if err := fillGaussian(flats, std, seeds); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -57,8 +60,9 @@ func gaussianTensors(shapesOf [][]int, std float64) ([]*tensors.Tensor, error) {
 
 // fillGaussian fills every slice with N(0, std²) draws, split into chunks
 // of at least noiseChunk coordinates drawn at most GOMAXPROCS at a time,
-// each chunk from its own ChaCha8 stream seeded from crypto/rand.
-func fillGaussian(dsts [][]float32, std float64) error {
+// each chunk from its own ChaCha8 stream seeded from crypto/rand (or from
+// seeds, when not nil).
+func fillGaussian(dsts [][]float32, std float64, seeds io.Reader) error {
 	type chunk struct {
 		dst  []float32
 		seed [32]byte
@@ -77,10 +81,13 @@ func fillGaussian(dsts [][]float32, std float64) error {
 			d = d[n:]
 		}
 	}
+	if seeds == nil {
+		seeds = crand.Reader
+	}
 	for i := range chunks {
-		// crypto/rand.Read never fails on supported platforms (Go 1.24+
+		// crypto/rand never fails on supported platforms (Go 1.24+
 		// crashes the program instead), but the error is checked anyway.
-		if _, err := crand.Read(chunks[i].seed[:]); err != nil {
+		if _, err := io.ReadFull(seeds, chunks[i].seed[:]); err != nil {
 			return fmt.Errorf("dpsgd: seeding the noise generator: %w", err)
 		}
 	}

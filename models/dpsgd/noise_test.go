@@ -1,7 +1,11 @@
 package dpsgd
 
 import (
+	"io"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +16,7 @@ import (
 func TestGaussianNoiseIsNormalAndFresh(t *testing.T) {
 	const std = 2.5
 	parts := [][]float32{make([]float32, 3*noiseChunk+17), make([]float32, 5), make([]float32, noiseChunk)}
-	if err := fillGaussian(parts, std); err != nil {
+	if err := fillGaussian(parts, std, nil); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -47,7 +51,7 @@ func TestGaussianNoiseIsNormalAndFresh(t *testing.T) {
 		}
 	}
 	again := [][]float32{make([]float32, len(parts[0]))}
-	if err := fillGaussian(again, std); err != nil {
+	if err := fillGaussian(again, std, nil); err != nil {
 		t.Fatal(err)
 	}
 	same := 0
@@ -58,5 +62,30 @@ func TestGaussianNoiseIsNormalAndFresh(t *testing.T) {
 	}
 	if same > 10 {
 		t.Errorf("two draws share %d of %d values: the generator was not reseeded", same, len(again[0]))
+	}
+}
+
+// TestGaussianNoiseFromGivenSeeds: with a seed source (evaluations only)
+// two draws from equal sources are identical, and a short source is an
+// error, not a silently weaker seed.
+func TestGaussianNoiseFromGivenSeeds(t *testing.T) {
+	draw := func(seeds io.Reader) ([]float32, error) {
+		t.Helper()
+		d := [][]float32{make([]float32, 2*noiseChunk+3)}
+		return d[0], fillGaussian(d, 1, seeds)
+	}
+	a, err := draw(rand.NewChaCha8([32]byte{1, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := draw(rand.NewChaCha8([32]byte{1, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Error("equal seed sources drew different noise")
+	}
+	if _, err := draw(strings.NewReader("short")); err == nil {
+		t.Error("a seed source shorter than a seed was accepted")
 	}
 }

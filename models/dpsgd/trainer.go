@@ -3,6 +3,7 @@ package dpsgd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 
@@ -42,6 +43,12 @@ type TrainerOptions struct {
 	SeqLen int
 	// Method for outer-product norms (default NormAuto).
 	Method NormMethod
+	// Seeds, when set, supplies the seeds of the noise streams instead of
+	// crypto/rand, so that two evaluation runs draw the same noise (say,
+	// the same training under two accountants' noise multipliers). Noise
+	// whose seed is known protects nothing: the connector never sets it,
+	// and nothing trained with it may be released.
+	Seeds io.Reader
 }
 
 // TrainSetOf returns a pointer to s, for TrainerOptions.Trainable.
@@ -307,7 +314,7 @@ type noiseDraw struct {
 
 // drawAhead draws one step's noise into t.ahead (buffered: it never blocks).
 func (t *Trainer) drawAhead() {
-	z, err := gaussianTensors(t.dims, t.noiseStd())
+	z, err := gaussianTensors(t.dims, t.noiseStd(), t.opts.Seeds)
 	t.ahead <- noiseDraw{z, err}
 }
 

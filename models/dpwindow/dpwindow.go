@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -75,6 +76,14 @@ type Config struct {
 	// bound: slightly more noise than pld) or "rdp" (the RDP accountant
 	// with the improved conversion: a millisecond, and the most noise).
 	Accountant string
+	// Seeds, when set, supplies every random seed of the window (user
+	// bounding, Poisson sampling, DP-SGD noise, adapter initialisation,
+	// generation, the filter's clustering and histogram noise) instead of
+	// crypto/rand, so that evaluations can run two settings on the same
+	// draws (docs/QUALITY.md's accountant comparison). Noise whose seed is
+	// known protects nothing: the connector never sets it, and nothing
+	// produced with it may be released.
+	Seeds io.Reader
 }
 
 // Defaults fills zero fields.
@@ -315,7 +324,7 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		if len(users) != len(texts) {
 			return nil, fmt.Errorf("dpwindow: %d user ids for %d records", len(users), len(texts))
 		}
-		groups := BoundUsers(texts, users, cfg.MaxPerUser, rand.New(rand.NewChaCha8(cryptoSeed())))
+		groups := BoundUsers(texts, users, cfg.MaxPerUser, rand.New(rand.NewChaCha8(seed32(cfg.Seeds))))
 		if len(groups) != plan.Records {
 			return nil, fmt.Errorf("dpwindow: plan is for %d users, window has %d", plan.Records, len(groups))
 		}
@@ -340,19 +349,19 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 	default:
 		return nil, fmt.Errorf("dpwindow: unit must be record or user, not %q", cfg.Unit)
 	}
-	if err := freshAdapters(m, *cfg.LoRA); err != nil {
+	if err := freshAdapters(m, *cfg.LoRA, seed64(cfg.Seeds)); err != nil {
 		return nil, fmt.Errorf("dpwindow: adapters: %w", err)
 	}
 	tr, err := dpsgd.NewTrainer(m, dpsgd.TrainerOptions{
 		Clip: plan.Clip, NoiseMultiplier: plan.NoiseMultiplier, ExpectedBatch: plan.SampleRate * float64(plan.Records),
 		LearningRate: cfg.LearningRate, Trainable: dpsgd.TrainSetOf(lm.TrainAdapters),
-		Buckets: dpsgd.DefaultBuckets(plan.Records, plan.SampleRate), SeqLen: seqLen,
+		Buckets: dpsgd.DefaultBuckets(plan.Records, plan.SampleRate), SeqLen: seqLen, Seeds: cfg.Seeds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dpwindow: trainer: %w", err)
 	}
 	prog.Stage("DP fine-tuning", plan.Steps)
-	sample := rand.New(rand.NewChaCha8(cryptoSeed()))
+	sample := rand.New(rand.NewChaCha8(seed32(cfg.Seeds)))
 	if err := dpsgd.TrainPoisson(ctx, tr, records, plan.SampleRate, plan.Steps, sample, func(int, dpsgd.StepStats) { prog.Advance(1) }); err != nil {
 		return nil, fmt.Errorf("dpwindow: %w", err)
 	}
@@ -365,7 +374,7 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		// the vocabulary softmax per row is not one of them) over more
 		// tokens: ~1.5x the tokens/s of 64 rows here, for ~100 MB of KV
 		// cache with the shipped model.
-		SampleOptions: lm.SampleOptions{TopP: cfg.TopP, Temperature: cfg.Temperature, Seed: rand.Uint64(), BatchSize: poolBatch},
+		SampleOptions: lm.SampleOptions{TopP: cfg.TopP, Temperature: cfg.Temperature, Seed: seed64(cfg.Seeds), BatchSize: poolBatch},
 		Progress:      prog.Advance,
 	})
 	if err != nil {
@@ -389,10 +398,14 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 		return nil, fmt.Errorf("dpwindow: embedding the window: %w", err)
 	}
 	prog.Advance(1)
-	res, err := filter.Run(ctx, poolE, privE, filter.Options{
+	fopts := filter.Options{
 		Clusters: cfg.Clusters, HistogramSigma: plan.HistogramSigma, PrivateWeights: weights,
-		Output: max(1, int(math.Round(cfg.OutputFactor*float64(len(texts))))), Seed: rand.Uint64(),
-	})
+		Output: max(1, int(math.Round(cfg.OutputFactor*float64(len(texts))))), Seed: seed64(cfg.Seeds),
+	}
+	if cfg.Seeds != nil {
+		fopts.Noise = rand.New(rand.NewChaCha8(seed32(cfg.Seeds)))
+	}
+	res, err := filter.Run(ctx, poolE, privE, fopts)
 	if err != nil {
 		return nil, fmt.Errorf("dpwindow: %w", err)
 	}
@@ -409,14 +422,14 @@ func Run(ctx context.Context, m *lm.Model, tok *tokenizer.Tokenizer, emb func(po
 // has none, or reset in place (optimizer state too) on a model reused from
 // an earlier window with the same adapter shape, which keeps its compiled
 // graphs.
-func freshAdapters(m *lm.Model, l lm.LoRAConfig) error {
+func freshAdapters(m *lm.Model, l lm.LoRAConfig, seed uint64) error {
 	if have := m.Config().LoRA; have.Rank > 0 {
 		if have.Rank != l.Rank || !slices.Equal(have.Targets, l.Targets) || have.Alpha != l.Alpha {
 			return fmt.Errorf("model already has other adapters (rank %d, targets %v)", have.Rank, have.Targets)
 		}
-		return m.ResetLoRA(seedFromCrypto())
+		return m.ResetLoRA(seed)
 	}
-	return m.AddLoRA(l, seedFromCrypto())
+	return m.AddLoRA(l, seed)
 }
 
 // BoundUsers groups texts by user and keeps at most k of each user's
@@ -490,14 +503,24 @@ func distinct(texts []string) []string {
 	return out
 }
 
-func cryptoSeed() [32]byte {
+// seed32 draws a seed from seeds, or from crypto/rand when it is nil
+// (Config.Seeds).
+func seed32(seeds io.Reader) [32]byte {
 	var s [32]byte
-	_, _ = crand.Read(s[:]) // never fails (Go 1.24+)
+	if seeds == nil {
+		seeds = crand.Reader // never fails (Go 1.24+)
+	}
+	if _, err := io.ReadFull(seeds, s[:]); err != nil {
+		// An evaluation's seed source ran dry: fall back to fresh
+		// randomness rather than a predictable zero seed.
+		_, _ = crand.Read(s[:])
+	}
 	return s
 }
 
-func seedFromCrypto() uint64 {
-	s := cryptoSeed()
+// seed64 is seed32 cut to 64 bits.
+func seed64(seeds io.Reader) uint64 {
+	s := seed32(seeds)
 	var v uint64
 	for _, b := range s[:8] {
 		v = v<<8 | uint64(b)
