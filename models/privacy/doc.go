@@ -58,6 +58,26 @@
 // TF-Privacy actually computes it with the improved conversion (the older
 // one gives 0.94187 for that setting), and the tests check it that way.
 //
-// Not implemented: a PLD/PRV accountant (tighter epsilons); RDP is an
-// upper bound on what such accountants report.
+// # PLD and PRV accountants
+//
+// PLDEpsilon (pld.go) is the privacy loss distribution accountant:
+// connect-the-dots discretisation of each neighbouring direction (an upper
+// bound whose error does not grow with the number of steps), FFT
+// self-composition (gonum's real FFT), exact composition with the
+// histogram's Gaussian. PRVEpsilon (prv.go) is the PRV accountant of Gopi,
+// Lee and Wutschitz (2021) with a proven bracket [Lower, Upper] around the
+// true epsilon (truncation and mean-corrected rounding, Hoeffding's
+// inequality); its estimate agrees with the PLD to ~1e-4 relative over
+// q 1e-4..0.5 and 1..1,000,000 steps (TestPRVAgreesWithPLD), and both
+// agree within 1% with 56 published values: dp_accounting's and
+// TF-Privacy's tests, Koskela et al.'s Fourier accountant tests and
+// Opacus' PRV values (published_test.go; one Opacus value, from a grid
+// too coarse for its setting, lies above both of our upper bounds and is
+// checked as such). PLDNoiseForEpsilon and PRVNoiseForEpsilon calibrate
+// the noise with them (smallestSigmaSmooth: interpolation on log epsilon
+// against log sigma, 5-13 accountant runs), and are checked against
+// dp_accounting's and Opacus' calibrations.
+//
+// RDP, PLD and PRV upper bounds are all valid; RDP is the loosest (the
+// demo window needs ~8% more noise under it).
 package privacy
