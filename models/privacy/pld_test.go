@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"github.com/dpinstruct/dpinstruct/internal/racebuild"
 )
 
 func pldEps(t *testing.T, q, sigma float64, steps int, delta float64, opts PLDOptions) float64 {
@@ -115,31 +117,46 @@ func TestPLDBelowRDP(t *testing.T) {
 	}
 }
 
-// TestPLDMonotone: epsilon grows with steps and q and falls with sigma.
+// TestPLDMonotone: over a grid of sampling rates (1e-4 to 0.5), step
+// counts (1 to 100,000) and noise multipliers (0.8 to 4), epsilon grows
+// with steps and with q and falls with sigma (strictly, wherever it is not
+// zero).
 func TestPLDMonotone(t *testing.T) {
 	opts := PLDOptions{Interval: 1e-3}
 	const delta = 1e-5
-	check := func(name string, xs []float64, f func(x float64) float64, increasing bool) {
-		t.Helper()
-		prev := math.NaN()
-		for _, x := range xs {
-			e := f(x)
-			if !math.IsNaN(prev) && ((increasing && !(e > prev)) || (!increasing && !(e < prev))) {
-				t.Errorf("%s: eps %v at %v not %s than %v", name, e, x,
-					map[bool]string{true: "larger", false: "smaller"}[increasing], prev)
+	qs := []float64{1e-4, 1e-3, 0.01, 0.1, 0.5}
+	stepss := []int{1, 100, 10_000, 100_000}
+	sigmas := []float64{0.8, 1.2, 2, 4}
+	if testing.Short() || racebuild.Enabled {
+		stepss = stepss[:3]
+	}
+	eps := make([][][]float64, len(qs))
+	for i, q := range qs {
+		eps[i] = make([][]float64, len(stepss))
+		for j, steps := range stepss {
+			eps[i][j] = make([]float64, len(sigmas))
+			for k, sigma := range sigmas {
+				eps[i][j][k] = pldEps(t, q, sigma, steps, delta, opts)
 			}
-			prev = e
 		}
 	}
-	check("steps", []float64{10, 50, 200, 800}, func(x float64) float64 {
-		return pldEps(t, 0.02, 1.0, int(x), delta, opts)
-	}, true)
-	check("q", []float64{0.005, 0.01, 0.05, 0.2}, func(x float64) float64 {
-		return pldEps(t, x, 1.0, 100, delta, opts)
-	}, true)
-	check("sigma", []float64{0.7, 1.0, 1.5, 3.0}, func(x float64) float64 {
-		return pldEps(t, 0.02, x, 100, delta, opts)
-	}, false)
+	less := func(a, b float64) bool { return a < b || (a == 0 && b == 0) }
+	for i, q := range qs {
+		for j, steps := range stepss {
+			for k, sigma := range sigmas {
+				e := eps[i][j][k]
+				if i > 0 && !less(eps[i-1][j][k], e) {
+					t.Errorf("q %g -> %g (steps %d, sigma %g): eps %v -> %v", qs[i-1], q, steps, sigma, eps[i-1][j][k], e)
+				}
+				if j > 0 && !less(eps[i][j-1][k], e) {
+					t.Errorf("steps %d -> %d (q %g, sigma %g): eps %v -> %v", stepss[j-1], steps, q, sigma, eps[i][j-1][k], e)
+				}
+				if k > 0 && !less(e, eps[i][j][k-1]) {
+					t.Errorf("sigma %g -> %g (q %g, steps %d): eps %v -> %v", sigmas[k-1], sigma, q, steps, eps[i][j][k-1], e)
+				}
+			}
+		}
+	}
 }
 
 // TestPLDPureGaussian: q = 1, one step is the Gaussian mechanism; the PLD
