@@ -29,6 +29,8 @@ var (
 // src/Common/ErrorCodes.cpp.
 const (
 	codeTimeoutExceeded           = 159
+	codeDuplicateColumn           = 15
+	codeIllegalColumn             = 44
 	codeUnknownTable              = 60
 	codeUnknownDatabase           = 81
 	codeUnknownUser               = 192

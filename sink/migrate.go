@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,8 +148,10 @@ func (c *Client) createDatabaseDDL() string {
 
 // Migrate creates the database if needed and applies pending migrations,
 // returning the names of those it applied (empty when up to date). DDL uses
-// IF NOT EXISTS, so a migration interrupted half-way is simply re-run.
-// Concurrent Migrate calls are safe for the same reason.
+// IF NOT EXISTS, and an ALTER TABLE ... ADD COLUMN that finds its column
+// already there counts as done (columnExists), so a migration interrupted
+// half-way is simply re-run. Concurrent Migrate calls are safe for the same
+// reason.
 func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -179,17 +182,8 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 		if applied[m.Version] {
 			continue
 		}
-		for i, stmt := range m.Statements {
-			what := fmt.Sprintf("migrate: %s statement %d", m.Name, i+1)
-			ddl, err := renderDDL(stmt)
-			if err != nil {
-				return done, fmt.Errorf("sink: %s: %w", what, err)
-			}
-			for _, q := range ddl {
-				if err := c.exec(ctx, what, q); err != nil {
-					return done, err
-				}
-			}
+		if err := c.apply(ctx, m, renderDDL); err != nil {
+			return done, err
 		}
 		// Recorded only after every statement succeeded; replays collapse in
 		// the ReplacingMergeTree.
@@ -199,6 +193,39 @@ func (c *Client) Migrate(ctx context.Context) ([]string, error) {
 		done = append(done, m.Name)
 	}
 	return done, nil
+}
+
+// apply runs every statement of m, rendered by renderDDL.
+func (c *Client) apply(ctx context.Context, m migration, renderDDL func(stmt string) ([]string, error)) error {
+	for i, stmt := range m.Statements {
+		what := fmt.Sprintf("migrate: %s statement %d", m.Name, i+1)
+		ddl, err := renderDDL(stmt)
+		if err != nil {
+			return fmt.Errorf("sink: %s: %w", what, err)
+		}
+		for _, q := range ddl {
+			if err := c.exec(ctx, what, q); err != nil && !columnExists(q, err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addColumnRe matches an ALTER TABLE that adds columns.
+var addColumnRe = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s.*\bADD\s+COLUMN\b`)
+
+// columnExists reports whether err is stmt, an ALTER TABLE ... ADD COLUMN,
+// finding a column it adds already there: a re-run of a migration that got
+// that far (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS). One ALTER
+// changes a table's columns at once, so a migration adds all of its columns
+// in one statement and the error then means all of them exist. 18.16 reports
+// ILLEGAL_COLUMN, later releases DUPLICATE_COLUMN; ON CLUSTER passes the
+// hosts' code on.
+func columnExists(stmt string, err error) bool {
+	code, ok := exceptionCode(err)
+	return ok && (code == codeIllegalColumn || code == codeDuplicateColumn) &&
+		addColumnRe.MatchString(stmt) && strings.Contains(err.Error(), "already exists")
 }
 
 // recordMigration marks a migration applied. It uses a batch insert: on

@@ -116,3 +116,30 @@ func TestCheckSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrationAddingColumnsReruns: a migration that adds columns
+// (0005) can run again on a database that already has them, as Migrate
+// does after an interruption before the migration was recorded.
+func TestMigrationAddingColumnsReruns(t *testing.T) {
+	t.Parallel()
+	c := newTestDB(t, true)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderDDL, err := c.ddlRenderer(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ms[4]
+	if !strings.HasPrefix(m.Name, "0005_") || !addColumnRe.MatchString(m.Statements[0]) {
+		t.Fatalf("migration %s is not the one adding columns", m.Name)
+	}
+	if err := c.apply(testCtx(t), m, renderDDL); err != nil {
+		t.Fatalf("re-running %s: %v", m.Name, err)
+	}
+	got := count(t, c, "SELECT count() FROM system.columns WHERE database = ? AND table = 'privacy_ledger' AND name LIKE 'range_%'", c.Database())
+	if got != 4 {
+		t.Errorf("privacy_ledger has %d range columns, want 4", got)
+	}
+}
