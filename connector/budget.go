@@ -14,9 +14,10 @@ import (
 // Budget is a privacy ledger the connector charges before a window trains:
 // sink.Client (the privacy_ledger table) and sink.FileLedger implement it.
 // Charge must return nil only once the charge is durable, and an error
-// wrapping sink.ErrBudgetExceeded when it would pass lifetimeCap (> 0).
+// wrapping sink.ErrBudgetExceeded when the spend limit.Composer composes
+// with it would pass limit.Epsilon (> 0).
 type Budget interface {
-	Charge(ctx context.Context, ch sink.Charge, lifetimeCap float64) error
+	Charge(ctx context.Context, ch sink.Charge, limit sink.Cap) error
 }
 
 // Spend is what one processing attempt of a window may spend: its
@@ -66,9 +67,11 @@ func (c *Connector) planSpend(win *Window) (Spend, error) {
 }
 
 // charge records the attempt's spend in every configured ledger, in
-// order (ClickHouse first, then the local file). It returns nil only when
-// all of them accepted: a charge one ledger took and another refused is
-// left in place, which over-counts and so stays safe.
+// order (ClickHouse first, then the local file), with the window's ranges,
+// and checks privacy.lifetime_epsilon against the spend composed per
+// privacy unit (Lifetime). It returns nil only when all of them accepted: a
+// charge one ledger took and another refused is left in place, which
+// over-counts and so stays safe.
 func (c *Connector) charge(ctx context.Context, w sink.Window, attempt string, s Spend) error {
 	parts := make([]int32, 0, len(w.Ranges))
 	for _, r := range w.Ranges {
@@ -79,10 +82,11 @@ func (c *Connector) charge(ctx context.Context, w sink.Window, attempt string, s
 	ch := sink.Charge{
 		Group: w.Group, WindowID: w.ID, Attempt: attempt,
 		Epsilon: s.Epsilon, Delta: s.Delta, Mechanism: s.Mechanism, Params: s.Params,
-		Partitions: parts,
+		Partitions: parts, Ranges: w.Ranges,
 	}
+	limit := sink.Cap{Epsilon: c.cfg.Privacy.LifetimeEpsilon, Composer: Lifetime{Unit: c.cfg.Privacy.Unit}}
 	for _, b := range c.deps.Budgets {
-		if err := b.Charge(ctx, ch, c.cfg.Privacy.LifetimeEpsilon); err != nil {
+		if err := b.Charge(ctx, ch, limit); err != nil {
 			if errors.Is(err, sink.ErrBudgetExceeded) {
 				c.deps.Metrics.Windows.WithLabelValues("refused").Inc()
 				return &BudgetError{Window: w.ID, err: err}

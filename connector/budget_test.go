@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/models/dpwindow"
@@ -108,7 +109,7 @@ type recordingBudget struct {
 	charges []sink.Charge
 }
 
-func (b *recordingBudget) Charge(_ context.Context, ch sink.Charge, _ float64) error {
+func (b *recordingBudget) Charge(_ context.Context, ch sink.Charge, _ sink.Cap) error {
 	if b.refuse {
 		return sink.ErrBudgetExceeded
 	}
@@ -126,7 +127,8 @@ func TestChargeNeedsEveryLedgerToAccept(t *testing.T) {
 		t.Fatalf("err %v, want a BudgetError for w1", err)
 	}
 	// The first ledger keeps its charge: over-counting is the safe side.
-	if len(first.charges) != 1 || first.charges[0].Attempt != "a1" || first.charges[0].Partitions[0] != 3 {
+	if len(first.charges) != 1 || first.charges[0].Attempt != "a1" || first.charges[0].Partitions[0] != 3 ||
+		!slices.Equal(first.charges[0].Ranges, w.Ranges) {
 		t.Errorf("first ledger charges %+v", first.charges)
 	}
 }

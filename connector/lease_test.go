@@ -97,10 +97,20 @@ func leaseConnector(ledger Ledger, instance string) *Connector {
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-// leaseSetup migrates a fresh database (dropped after the test) and plans
-// one window owned by "crashed" whose lease ends at leaseUntil. open opens
-// another client on it.
-func leaseSetup(t *testing.T, leaseUntil time.Time) (admin *sink.Client, open func() *sink.Client, plan sink.Window, key partitionKey) {
+// freshSink is a client on a fresh, migrated database (see freshDatabase).
+func freshSink(t *testing.T) *sink.Client {
+	t.Helper()
+	admin, _ := freshDatabase(t)
+	if _, err := admin.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return admin
+}
+
+// freshDatabase names a fresh database, dropped after the test, and opens
+// a client on it (not migrated); open opens another. It skips the test
+// without a server.
+func freshDatabase(t *testing.T) (admin *sink.Client, open func() *sink.Client) {
 	t.Helper()
 	dsn := os.Getenv("DPINSTRUCT_CLICKHOUSE_DSN")
 	if dsn == "" || testing.Short() {
@@ -130,6 +140,16 @@ func leaseSetup(t *testing.T, leaseUntil time.Time) (admin *sink.Client, open fu
 		}
 		_ = admin.Conn().Exec(context.Background(), drop)
 	})
+	return admin, open
+}
+
+// leaseSetup migrates a fresh database (dropped after the test) and plans
+// one window owned by "crashed" whose lease ends at leaseUntil. open opens
+// another client on it.
+func leaseSetup(t *testing.T, leaseUntil time.Time) (admin *sink.Client, open func() *sink.Client, plan sink.Window, key partitionKey) {
+	t.Helper()
+	admin, open = freshDatabase(t)
+	ctx := context.Background()
 	if _, err := admin.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

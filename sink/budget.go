@@ -35,6 +35,10 @@ type Charge struct {
 	Params string
 	// Partitions the window covered.
 	Partitions []int32
+	// Ranges are the offsets the window read: the records this charge
+	// spends on, for composing per record. None (rows charged before
+	// ranges were recorded) means every record.
+	Ranges []Range
 }
 
 func (ch Charge) key() chargeKey { return chargeKey{ch.WindowID, ch.Attempt} }
@@ -52,139 +56,123 @@ func validateCharge(ch Charge) error {
 	return nil
 }
 
-// ledgerTotals is the group's spend, per charge key (max over duplicate rows).
-type ledgerTotals map[chargeKey][2]float64
-
-func (t ledgerTotals) add(k chargeKey, eps, delta float64) {
-	cur, ok := t[k]
-	if !ok {
-		t[k] = [2]float64{eps, delta}
-		return
-	}
-	t[k] = [2]float64{max(cur[0], eps), max(cur[1], delta)}
-}
-
-// sum returns the basic-composition totals, excluding key skip (if set).
-func (t ledgerTotals) sum(skip *chargeKey) (eps, delta float64, windows int) {
-	for k, v := range t {
-		if skip != nil && k == *skip {
-			continue
-		}
-		eps += v[0]
-		delta += v[1]
-		windows++
-	}
-	return eps, delta, windows
-}
-
-// checkCap refuses ch when the group's spend on other keys plus ch.Epsilon
-// exceeds lifetimeCap (> 0). The key being charged is excluded so that
-// retrying a charge that already landed is not refused.
-func checkCap(where string, t ledgerTotals, ch Charge, lifetimeCap float64) error {
-	if lifetimeCap <= 0 {
-		return nil
-	}
-	k := ch.key()
-	spent, _, _ := t.sum(&k)
-	if spent+ch.Epsilon > lifetimeCap {
-		return fmt.Errorf("sink: %s: charge window %s attempt %s of group %s: %w: spent epsilon %g + requested %g > lifetime cap %g",
-			where, ch.WindowID, ch.Attempt, ch.Group, ErrBudgetExceeded, spent, ch.Epsilon, lifetimeCap)
-	}
-	return nil
-}
-
 var privacyLedgerCols = []string{
-	"group_id", "window_id", "attempt", "epsilon", "delta", "mechanism", "params", "partitions", "version",
+	"group_id", "window_id", "attempt", "epsilon", "delta", "mechanism", "params", "partitions",
+	"range_topics", "range_partitions", "range_first_offsets", "range_last_offsets", "version",
 }
 
 // Charge records ch in the privacy_ledger table before the window trains.
 //
-// It first reads the group's spent total and, when lifetimeCap > 0 and
-// spent + ch.Epsilon > lifetimeCap, returns an error wrapping
+// It first reads the group's charges and, when limit.Epsilon > 0 and the
+// composed spend with ch would exceed it, returns an error wrapping
 // ErrBudgetExceeded (naming the spent, requested and cap values) and writes
-// nothing. Otherwise it inserts the charge synchronously, retried on transient
-// errors, and returns nil only once the insert is acknowledged; on any error
-// the caller must treat the charge as not made and must not train.
+// nothing. Otherwise it inserts the charge synchronously, retried on
+// transient errors, and returns nil only once the insert is acknowledged; on
+// any error the caller must treat the charge as not made and must not train.
 //
-// Composition: totals use basic (sequential) composition, the sum of epsilons
-// and of deltas over every charged (window, attempt). Windows over disjoint
-// records would only cost the max under parallel composition, so this
-// over-counts; it is conservative and never under-counts. Duplicate rows of one
-// key (retries) count once, at their largest epsilon and delta; a window
-// processed twice (two attempts) is charged twice. A key already charged is
-// excluded from "spent" when it is charged again, so a retry is not refused.
+// Composition: limit.Composer totals the charges (see Composer); the
+// connector's composes per privacy unit by RDP, so windows over disjoint
+// records cost the worst record's composition, not their sum. With no
+// Composer, totals use basic composition, the sum of epsilons and of deltas
+// over every charged (window, attempt), which over-counts but never
+// under-counts. Either way duplicate rows of one key (retries) count once, at
+// their largest epsilon and delta, and a window processed twice (two
+// attempts) is charged twice. A key already charged is excluded from "spent"
+// when it is charged again, so a retry is not refused.
 //
 // Race: the check and the insert are not atomic. Replicas charging the same
 // group concurrently can all pass the check, so the lifetime cap can be
 // exceeded by at most one window per concurrently charging replica. The
 // overshoot is recorded, so Spent always reports the true (composed) total.
-func (c *Client) Charge(ctx context.Context, ch Charge, lifetimeCap float64) error {
+func (c *Client) Charge(ctx context.Context, ch Charge, limit Cap) error {
 	if err := validateCharge(ch); err != nil {
 		return err
 	}
-	totals, err := c.ledgerTotals(ctx, ch.Group)
+	l, err := c.ledger(ctx, ch.Group)
 	if err != nil {
 		return err
 	}
-	if err := checkCap("privacy ledger on "+c.addr, totals, ch, lifetimeCap); err != nil {
+	if err := checkCap("privacy ledger on "+c.addr, l, ch, limit); err != nil {
 		return err
 	}
 	parts := ch.Partitions
 	if parts == nil {
 		parts = []int32{}
 	}
+	topics, rparts, firsts, lasts := rangeColumns(ch.Ranges)
 	// Computed once, so a retried insert writes an identical row.
 	version := uint64(time.Now().UnixNano())
 	return c.insert(ctx, "charge window "+ch.WindowID+" attempt "+ch.Attempt, "privacy_ledger", privacyLedgerCols, "",
 		func(b driver.Batch) error {
-			return b.Append(ch.Group, ch.WindowID, ch.Attempt, ch.Epsilon, ch.Delta, ch.Mechanism, ch.Params, parts, version)
+			return b.Append(ch.Group, ch.WindowID, ch.Attempt, ch.Epsilon, ch.Delta, ch.Mechanism, ch.Params, parts,
+				topics, rparts, firsts, lasts, version)
 		})
 }
 
-// Spent returns the group's total privacy spend under basic composition (see
-// Charge): the sum of epsilons and of deltas over charged (window, attempt)
-// keys, and the number of such keys.
-func (c *Client) Spent(ctx context.Context, group string) (eps, delta float64, windows int, err error) {
-	totals, err := c.ledgerTotals(ctx, group)
-	if err != nil {
-		return 0, 0, 0, err
+// rangeColumns splits ranges into the ledger's parallel array columns.
+func rangeColumns(rs []Range) (topics []string, parts []int32, firsts, lasts []int64) {
+	topics, parts = make([]string, len(rs)), make([]int32, len(rs))
+	firsts, lasts = make([]int64, len(rs)), make([]int64, len(rs))
+	for i, r := range rs {
+		topics[i], parts[i], firsts[i], lasts[i] = r.Topic, r.Partition, r.First, r.Last
 	}
-	eps, delta, windows = totals.sum(nil)
-	return eps, delta, windows, nil
+	return topics, parts, firsts, lasts
 }
 
-// ledgerTotals reads one row per key. It groups instead of relying on FINAL
-// (which keeps the highest version, not the largest charge) so that neither
-// pending merges nor a conflicting duplicate can lower the total.
-func (c *Client) ledgerTotals(ctx context.Context, group string) (ledgerTotals, error) {
-	totals := ledgerTotals{}
-	query := "SELECT window_id, attempt, max(epsilon), max(delta) FROM " + c.table("privacy_ledger") +
-		" WHERE group_id = ? GROUP BY window_id, attempt"
+// Spent returns the group's spend: the number of charged (window, attempt)
+// keys, their sum (basic composition) and comp's composed figure (nil comp:
+// Basic, so both figures are the sum).
+func (c *Client) Spent(ctx context.Context, group string, comp Composer) (Spending, error) {
+	l, err := c.ledger(ctx, group)
+	if err != nil {
+		return Spending{}, err
+	}
+	return l.spending(comp)
+}
+
+// ledger reads every row of the group and merges them per key in Go
+// (ledger.add). It does not rely on FINAL (which keeps the highest version,
+// not the largest charge) so that neither pending merges nor a conflicting
+// duplicate can lower the total.
+func (c *Client) ledger(ctx context.Context, group string) (ledger, error) {
+	l := ledger{}
+	query := "SELECT window_id, attempt, epsilon, delta, mechanism, params, " +
+		"range_topics, range_partitions, range_first_offsets, range_last_offsets FROM " + c.table("privacy_ledger") +
+		" WHERE group_id = ?"
 	err := c.retry(ctx, "read privacy ledger of group "+group, func(ctx context.Context) error {
-		clear(totals)
+		clear(l)
 		rows, err := c.conn.Query(ctx, query, group)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var w, a string
-			var e, d float64
-			if err := rows.Scan(&w, &a, &e, &d); err != nil {
+			ch := Charge{Group: group}
+			var topics []string
+			var parts []int32
+			var firsts, lasts []int64
+			if err := rows.Scan(&ch.WindowID, &ch.Attempt, &ch.Epsilon, &ch.Delta, &ch.Mechanism, &ch.Params,
+				&topics, &parts, &firsts, &lasts); err != nil {
 				return err
 			}
-			totals.add(chargeKey{w, a}, e, d)
+			if len(parts) != len(topics) || len(firsts) != len(topics) || len(lasts) != len(topics) {
+				return fmt.Errorf("sink: privacy ledger: window %s attempt %s: range columns of unequal lengths", ch.WindowID, ch.Attempt)
+			}
+			for i := range topics {
+				ch.Ranges = append(ch.Ranges, Range{Topic: topics[i], Partition: parts[i], First: firsts[i], Last: lasts[i]})
+			}
+			l.add(ch)
 		}
 		return rows.Err()
 	})
-	return totals, err
+	return l, err
 }
 
 // FileLedger is the local fallback of the privacy ledger: an append-only
 // JSON-lines file (mode 0600), one charge per line, fsynced after each
 // append. Its Charge and Spent have the semantics of Client.Charge and
-// Client.Spent (basic composition; a key already present is not appended
-// again). Calls are serialised within the process; separate processes must
+// Client.Spent (the same Cap and Composer; a key already present is not
+// appended again). Calls are serialised within the process; separate processes must
 // not share one file.
 type FileLedger struct{ Path string }
 
@@ -202,15 +190,35 @@ type fileCharge struct {
 	Mechanism  string  `json:"mechanism"`
 	Params     string  `json:"params"`
 	Partitions []int32 `json:"partitions"`
+	// Ranges is absent on lines written before ranges were recorded: such
+	// a charge covers every record.
+	Ranges []fileRange `json:"ranges,omitempty"`
 }
 
-// Charge appends ch unless it would exceed lifetimeCap (> 0), in which case it
-// returns an error wrapping ErrBudgetExceeded and writes nothing. A charge
+type fileRange struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	First     int64  `json:"first_offset"`
+	Last      int64  `json:"last_offset"`
+}
+
+func (fc fileCharge) charge() Charge {
+	ch := Charge{Group: fc.Group, WindowID: fc.WindowID, Attempt: fc.Attempt, Epsilon: fc.Epsilon, Delta: fc.Delta,
+		Mechanism: fc.Mechanism, Params: fc.Params, Partitions: fc.Partitions}
+	for _, r := range fc.Ranges {
+		ch.Ranges = append(ch.Ranges, Range(r))
+	}
+	return ch
+}
+
+// Charge appends ch unless its composed spend would exceed limit (see
+// Client.Charge), in which case it returns an error wrapping
+// ErrBudgetExceeded and writes nothing. A charge
 // whose key is already in the file is not appended again; if the recorded
 // epsilon or delta is smaller than ch's, that is an error (the ledger would
 // under-count). Any write or fsync error (full disk, read-only directory) is
 // returned and the charge counts as not made: the caller must not train.
-func (l FileLedger) Charge(ctx context.Context, ch Charge, lifetimeCap float64) error {
+func (l FileLedger) Charge(ctx context.Context, ch Charge, limit Cap) error {
 	if err := validateCharge(ch); err != nil {
 		return err
 	}
@@ -219,29 +227,33 @@ func (l FileLedger) Charge(ctx context.Context, ch Charge, lifetimeCap float64) 
 	}
 	fileLedgerMu.Lock()
 	defer fileLedgerMu.Unlock()
-	totals, err := l.read(ch.Group)
+	led, err := l.read(ch.Group)
 	if err != nil {
 		return err
 	}
-	if prev, ok := totals[ch.key()]; ok {
-		if prev[0] < ch.Epsilon || prev[1] < ch.Delta {
+	if prev, ok := led[ch.key()]; ok {
+		if prev.Epsilon < ch.Epsilon || prev.Delta < ch.Delta {
 			return fmt.Errorf("sink: file ledger %s: window %s attempt %s of group %s already charged epsilon %g delta %g, not %g/%g",
-				l.Path, ch.WindowID, ch.Attempt, ch.Group, prev[0], prev[1], ch.Epsilon, ch.Delta)
+				l.Path, ch.WindowID, ch.Attempt, ch.Group, prev.Epsilon, prev.Delta, ch.Epsilon, ch.Delta)
 		}
 		return nil
 	}
-	if err := checkCap("file ledger "+l.Path, totals, ch, lifetimeCap); err != nil {
+	if err := checkCap("file ledger "+l.Path, led, ch, limit); err != nil {
 		return err
 	}
 	parts := ch.Partitions
 	if parts == nil {
 		parts = []int32{}
 	}
-	line, err := json.Marshal(fileCharge{
+	fc := fileCharge{
 		Group: ch.Group, WindowID: ch.WindowID, Attempt: ch.Attempt,
 		ChargedAt: time.Now().UTC().Format(time.RFC3339),
 		Epsilon:   ch.Epsilon, Delta: ch.Delta, Mechanism: ch.Mechanism, Params: ch.Params, Partitions: parts,
-	})
+	}
+	for _, r := range ch.Ranges {
+		fc.Ranges = append(fc.Ranges, fileRange(r))
+	}
+	line, err := json.Marshal(fc)
 	if err != nil {
 		return fmt.Errorf("sink: file ledger %s: encode charge: %w", l.Path, err)
 	}
@@ -293,28 +305,27 @@ func (l FileLedger) append(line []byte) (err error) {
 	return nil
 }
 
-// Spent returns the group's total spend recorded in the file, as Client.Spent.
-func (l FileLedger) Spent(ctx context.Context, group string) (eps, delta float64, windows int, err error) {
+// Spent returns the group's spend recorded in the file, as Client.Spent.
+func (l FileLedger) Spent(ctx context.Context, group string, comp Composer) (Spending, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, 0, 0, err
+		return Spending{}, err
 	}
 	fileLedgerMu.Lock()
-	totals, err := l.read(group)
+	led, err := l.read(group)
 	fileLedgerMu.Unlock()
 	if err != nil {
-		return 0, 0, 0, err
+		return Spending{}, err
 	}
-	eps, delta, windows = totals.sum(nil)
-	return eps, delta, windows, nil
+	return led.spending(comp)
 }
 
 // read parses the file (missing means empty). A malformed line is an error:
 // the ledger refuses to guess rather than under-count.
-func (l FileLedger) read(group string) (ledgerTotals, error) {
-	totals := ledgerTotals{}
+func (l FileLedger) read(group string) (ledger, error) {
+	led := ledger{}
 	f, err := os.Open(l.Path)
 	if errors.Is(err, os.ErrNotExist) {
-		return totals, nil
+		return led, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sink: file ledger: %w", err)
@@ -329,11 +340,11 @@ func (l FileLedger) read(group string) (ledgerTotals, error) {
 				return nil, fmt.Errorf("sink: file ledger %s line %d: %w", l.Path, n, jerr)
 			}
 			if fc.Group == group {
-				totals.add(chargeKey{fc.WindowID, fc.Attempt}, fc.Epsilon, fc.Delta)
+				led.add(fc.charge())
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return totals, nil
+			return led, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sink: file ledger %s: read: %w", l.Path, err)

@@ -74,11 +74,13 @@ func privacySpent(t *testing.T, cfg string) string {
 }
 
 // TestLifetimeCapRefusesTheWindowThatWouldPassIt runs the real binary with
-// a per-window epsilon of 1 and a lifetime cap of 2.5: two windows are
-// charged (in ClickHouse and the local file), written and committed; the
-// third is refused before its processor runs, the process exits 3 with a
-// clear message, and nothing of the third window is released. Raising the
-// cap and restarting processes it from its uncommitted offsets.
+// a per-window epsilon of 1 and a lifetime cap of 2.5 at unit user (a user
+// may be in every window, and the count processor's charges have no plan
+// to compose by RDP, so they add up): two windows are charged (in
+// ClickHouse and the local file), written and committed; the third is
+// refused before its processor runs, the process exits 3 with a clear
+// message, and nothing of the third window is released. Raising the cap and
+// restarting processes it from its uncommitted offsets.
 func TestLifetimeCapRefusesTheWindowThatWouldPassIt(t *testing.T) {
 	dsn := needClickHouse(t)
 	secret := "SECRET-" + randomHex(t, 8)
@@ -87,7 +89,7 @@ func TestLifetimeCapRefusesTheWindowThatWouldPassIt(t *testing.T) {
 	produceRecords(t, addr, "instr", 3000, secret)
 	ledgerFile := filepath.Join(t.TempDir(), "ledger.jsonl")
 	c := e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a", maxRecords: 1000,
-		epsilon: 1, lifetimeEpsilon: 2.5, ledgerFile: ledgerFile}
+		epsilon: 1, lifetimeEpsilon: 2.5, ledgerFile: ledgerFile, unit: "user"}
 	cfg := writeE2EConfig(t, c)
 
 	first := startProc(t, nil, "run", "--config", cfg)
@@ -128,7 +130,8 @@ func TestLifetimeCapRefusesTheWindowThatWouldPassIt(t *testing.T) {
 		t.Errorf("ledger file mode: %v %v, want 0600", st.Mode(), err)
 	}
 	spent := privacySpent(t, cfg)
-	if !strings.HasSuffix(strings.TrimSpace(spent), "spent epsilon=2 delta=2e-06 attempts=2") {
+	if !strings.HasSuffix(strings.TrimSpace(spent), "spent epsilon=2 delta=2e-06 summed_epsilon=2 summed_delta=2e-06 attempts=2") ||
+		!strings.Contains(spent, "lifetime cap 2.5, left 0.500") || !strings.Contains(spent, "worst: user") {
 		t.Errorf("privacy spent:\n%s", spent)
 	}
 
@@ -153,7 +156,8 @@ func TestLifetimeCapRefusesTheWindowThatWouldPassIt(t *testing.T) {
 // TestKilledAfterChargeIsChargedAgain: a process killed after a window was
 // charged but before it was written leaves that charge in place; the replay
 // is a new attempt and is charged again, so the ledger over-counts rather
-// than under-counts, and only the replay's output is published.
+// than under-counts, and only the replay's output is published. Both
+// attempts read the same records, so even per record they compose.
 func TestKilledAfterChargeIsChargedAgain(t *testing.T) {
 	dsn := needClickHouse(t)
 	db, dbName, conn := freshDatabase(t, dsn)
@@ -181,7 +185,8 @@ func TestKilledAfterChargeIsChargedAgain(t *testing.T) {
 		t.Errorf("written attempt %s is not among the charged ones %+v", w.attempt, entries)
 	}
 	spent := privacySpent(t, cfg)
-	if !strings.HasSuffix(strings.TrimSpace(spent), "spent epsilon=4 delta=2e-06 attempts=2") {
+	if !strings.HasSuffix(strings.TrimSpace(spent), "spent epsilon=4 delta=2e-06 summed_epsilon=4 summed_delta=2e-06 attempts=2") ||
+		!strings.Contains(spent, "worst: record instr[0] offsets 0-999") {
 		t.Errorf("privacy spent:\n%s", spent)
 	}
 }
@@ -196,8 +201,8 @@ func TestFullLedgerDiskStopsTheWindowBeforeTraining(t *testing.T) {
 	dsn := needClickHouse(t)
 	db, dbName, conn := freshDatabase(t, dsn)
 	addr := startBroker(t, 1)
-	// Six windows; a charge line is ~230 bytes and bash's `ulimit -f 1` is
-	// 1 KiB, so the fifth charge does not fit.
+	// Six windows; a charge line is ~300 bytes (with its offset ranges) and
+	// bash's `ulimit -f 1` is 1 KiB, so the fourth charge does not fit.
 	produceRecords(t, addr, "instr", 6000, "")
 	ledgerFile := filepath.Join(t.TempDir(), "ledger.jsonl")
 	cfg := writeE2EConfig(t, e2eConfig{brokers: addr, topic: "instr", group: "g", dsn: db, instance: "inst-a",

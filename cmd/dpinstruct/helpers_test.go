@@ -162,6 +162,8 @@ type e2eConfig struct {
 	// privacy section; zero epsilon keeps the defaults
 	epsilon, lifetimeEpsilon float64
 	ledgerFile               string
+	// unit sets privacy.unit (empty: the default, record)
+	unit string
 	// processor is the YAML body of the processor section (default: count)
 	processor string
 	// outputTopic sets kafka.output_topic
@@ -178,6 +180,10 @@ func writeE2EConfig(t *testing.T, c e2eConfig) string {
 	}
 	if c.epsilon == 0 {
 		c.epsilon = 4
+	}
+	unitLine := ""
+	if c.unit != "" {
+		unitLine = "  unit: " + c.unit + "\n"
 	}
 	if c.processor == "" {
 		c.processor = "  name: count\n  rows_per_records: 10\n"
@@ -206,12 +212,12 @@ processor:
   epsilon: %g
   lifetime_epsilon: %g
   ledger_file: %q
-observability:
+%sobservability:
   listen: 127.0.0.1:0
   log_format: json
 instance: %s
 `, c.brokers, c.topic, c.group, c.topic, c.outputTopic, c.dsn, testCluster, c.maxRecords, c.maxDuration, c.lease,
-		filepath.Join(t.TempDir(), "spill"), c.processor, c.epsilon, c.lifetimeEpsilon, c.ledgerFile, c.instance)
+		filepath.Join(t.TempDir(), "spill"), c.processor, c.epsilon, c.lifetimeEpsilon, c.ledgerFile, unitLine, c.instance)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ func newReportCmd() *cobra.Command {
 		Short: "What the connector released: windows, epsilon per window and in total, sample instructions, next SQL",
 		Long: `Reads ClickHouse and prints, for the configured consumer group: every written
 window (offsets, records, synthetic rows, the (epsilon, delta) it was released
-under), the privacy ledger's total spend and what is left of
-privacy.lifetime_epsilon, a sample of released synthetic instructions, and the
+under), the privacy ledger's spend (composed per privacy unit, as "privacy
+spent" shows it, and summed) and what is left of privacy.lifetime_epsilon, a sample of released synthetic instructions, and the
 SQL an analyst would run next. Everything it prints is either DP output or
 stream metadata; it never reads the private topic.`,
 		Example: `  dpinstruct report --config deploy/local/demo.yaml`,
@@ -43,7 +43,7 @@ stream metadata; it never reads the private topic.`,
 			if err != nil {
 				return err
 			}
-			eps, delta, attempts, err := ch.Spent(ctx, group)
+			sp, err := ch.Spent(ctx, group, connector.Lifetime{Unit: cfg.Privacy.Unit})
 			if err != nil {
 				return err
 			}
@@ -65,11 +65,12 @@ stream metadata; it never reads the private topic.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\nPrivacy: each record is in exactly one window, so each instruction is protected at\n"+
-				"its window's (epsilon, delta); the ledger's sum over all %d charged attempts is\n"+
-				"epsilon %.3f, delta %g (the bound if one person's instructions fall in every window).\n", attempts, eps, delta)
+			fmt.Fprintf(out, "\nPrivacy: the ledger's %d charged attempts compose, per %s, to epsilon %.3f,\n"+
+				"delta %g (worst: %s); summed, epsilon %.3f, delta %g.\n",
+				sp.Attempts, cfg.Privacy.Unit, sp.Composed.Epsilon, sp.Composed.Delta, worstUnit(sp.Composed),
+				sp.Summed.Epsilon, sp.Summed.Delta)
 			if c := cfg.Privacy.LifetimeEpsilon; c > 0 {
-				fmt.Fprintf(out, "Lifetime cap %g: %.3f left.\n", c, max(0, c-eps))
+				fmt.Fprintf(out, "Lifetime cap %g: %.3f left.\n", c, max(0, c-sp.Composed.Epsilon))
 			}
 			if samples > 0 {
 				ss, err := ch.SamplePublished(ctx, group, samples)
