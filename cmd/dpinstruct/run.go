@@ -35,8 +35,9 @@ still filling are left uncommitted for the next run.
 Privacy budget: before a window's processor reads a record, the window is
 charged privacy.epsilon / privacy.delta in the privacy_ledger table (and in
 privacy.ledger_file when set). If the charge would take the consumer group's
-total past privacy.lifetime_epsilon, the window is refused: nothing is trained
-or released, its offsets stay uncommitted, and the process exits with code 3.
+spend, composed per privacy unit (see privacy spent), past
+privacy.lifetime_epsilon, the window is refused: nothing is trained or
+released, its offsets stay uncommitted, and the process exits with code 3.
 
 Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration,
 3 privacy budget exhausted (privacy.lifetime_epsilon reached).`,
