@@ -52,12 +52,16 @@ func TestPlanSpendKeepsWithinTheTarget(t *testing.T) {
 }
 
 // TestDPProcessorPricesWithTheConfiguredAccountant: the dp processor's
-// plan for a demo-sized window is calibrated by privacy.accountant, and the
-// ledger's params name the accountant that priced it; the PLD plan needs
-// less noise for the same target.
+// plan for a demo-sized window is calibrated by privacy.accountant (pld by
+// default), and the ledger's params name the accountant that priced it and
+// its error against the PRV lower bound; the PLD plan needs the least
+// noise for the same target and RDP the most.
 func TestDPProcessorPricesWithTheConfiguredAccountant(t *testing.T) {
+	if def := DefaultConfig().Privacy.Accountant; def != "pld" {
+		t.Errorf("default accountant %q, want pld (the tightest)", def)
+	}
 	sigmas := map[string]float64{}
-	for _, accountant := range []string{"rdp", "pld"} {
+	for _, accountant := range []string{"rdp", "pld", "prv"} {
 		cfg := DefaultConfig()
 		dp := newDPProcessor(cfg.Processor).(*DPProcessor)
 		dp.unit, dp.maxPerUser, dp.accountant = cfg.Privacy.Unit, cfg.Privacy.MaxRecordsPerUser, accountant
@@ -69,14 +73,21 @@ func TestDPProcessorPricesWithTheConfiguredAccountant(t *testing.T) {
 		if err := json.Unmarshal([]byte(spend.Params), &plan); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{"rdp": "rdp-improved", "pld": "pld-connect-dots"}[accountant]
+		want := map[string]string{"rdp": "rdp-improved", "pld": "pld-connect-dots", "prv": "prv-upper"}[accountant]
 		if plan.Accountant != want || spend.Epsilon > 4 || spend.Epsilon < 3.9 {
 			t.Errorf("%s: params %s, epsilon %g", accountant, spend.Params, spend.Epsilon)
 		}
+		var params map[string]any
+		if err := json.Unmarshal([]byte(spend.Params), &params); err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := params["accountant_error"].(float64); !ok || !(e > 0 && e < spend.Epsilon) {
+			t.Errorf("%s: params carry no accountant error: %s", accountant, spend.Params)
+		}
 		sigmas[accountant] = plan.NoiseMultiplier
 	}
-	if !(sigmas["pld"] < sigmas["rdp"]) {
-		t.Errorf("noise: pld %g, rdp %g", sigmas["pld"], sigmas["rdp"])
+	if !(sigmas["pld"] <= sigmas["prv"] && sigmas["prv"] < sigmas["rdp"]) {
+		t.Errorf("noise: pld %g, prv %g, rdp %g", sigmas["pld"], sigmas["prv"], sigmas["rdp"])
 	}
 }
 

@@ -91,7 +91,7 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"delta of one", "privacy:\n  delta: 1\n", "privacy.delta"},
 		{"negative cap", "privacy:\n  lifetime_epsilon: -1\n", "privacy.lifetime_epsilon"},
 		{"cap below one window", "privacy:\n  epsilon: 4\n  lifetime_epsilon: 2\n", "privacy.lifetime_epsilon"},
-		{"unknown accountant", "privacy:\n  accountant: prv\n", "privacy.accountant"},
+		{"unknown accountant", "privacy:\n  accountant: moments\n", "privacy.accountant"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

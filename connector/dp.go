@@ -136,7 +136,7 @@ func (p *DPProcessor) PlanSpend(w *Window, target Spend) (Spend, error) {
 	}
 	pw.plan = plan
 	p.plans[w.ID] = pw
-	return Spend{Epsilon: plan.Epsilon, Delta: plan.Delta, Mechanism: "dpsgd+histogram", Params: plan.JSON()}, nil
+	return Spend{Epsilon: plan.Epsilon, Delta: plan.Delta, Mechanism: dpMechanism, Params: plan.JSON()}, nil
 }
 
 // Process implements Processor.
