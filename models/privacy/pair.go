@@ -55,6 +55,10 @@ func (g gaussPair) logExcess(l float64) float64 {
 	if l <= c {
 		return math.Inf(-1)
 	}
+	if l-c > 1 {
+		// e^(l-c) would overflow past l ~ 709 (a tiny noise): factor e^l.
+		return l + math.Log1p(-math.Exp(c-l))
+	}
 	return c + math.Log(math.Expm1(l-c))
 }
 

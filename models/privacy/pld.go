@@ -119,6 +119,23 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 		return 0, fmt.Errorf("%w: histogram sigma %v", ErrInvalid, opts.HistogramSigma)
 	}
 	steps1, h := pldSingleSteps(q, sigma, h)
+	// A composition whose window would pass pldMaxComposed grid points
+	// (a huge epsilon: tiny noise, many steps) is done on a coarser grid,
+	// still a valid upper bound, rather than on gigabytes of FFT.
+	for range 8 {
+		long := int64(0)
+		for _, d := range steps1 {
+			if steps > 1 {
+				lo, hi := pldWindow(d, steps, h)
+				long = max(long, hi-lo+1)
+			}
+		}
+		if long <= pldMaxComposed {
+			break
+		}
+		h *= math.Ceil(float64(long) / pldMaxComposed)
+		steps1 = pldDiscretise(q, sigma, h)
+	}
 	var hist *pldDist
 	if opts.HistogramSigma > 0 {
 		g := pldSubsampledGaussian(1, opts.HistogramSigma, h, true)
@@ -141,8 +158,14 @@ func PLDEpsilon(q, sigma float64, steps int, delta float64, opts PLDOptions) (fl
 }
 
 // pldPointsPerStd is how many grid points the refined interval puts in
-// one standard deviation of a single step's privacy loss.
-const pldPointsPerStd = 50
+// one standard deviation of a single step's privacy loss, and
+// pldMaxSingleStep the most points a single step's grid may have.
+const (
+	pldPointsPerStd  = 50
+	pldMaxSingleStep = 1 << 22
+	// pldMaxComposed caps a composition's FFT window (~200 MB).
+	pldMaxComposed = 1 << 23
+)
 
 // pldSingleSteps discretises one step's PLD in each neighbouring
 // direction (the remove direction alone for q = 1, where both are the
@@ -160,18 +183,32 @@ func pldSingleSteps(q, sigma, h float64) ([]pldDist, float64) {
 		dirs = append(dirs, false)
 	}
 	// One step's loss variance by quadrature (as the PRV accountant
-	// computes it), so the grid is chosen before discretising.
+	// computes it), so the grid is chosen before discretising. A loss that
+	// is constant to rounding (the add direction at a tiny sigma) needs no
+	// refinement; and no direction's single-step grid may pass
+	// pldMaxSingleStep points (a coarser grid stays a valid upper bound).
+	coarsest, h0 := 0.0, h
 	for _, remove := range dirs {
-		_, v := prvMoments(gaussPair{q: q, sigma: sigma, remove: remove}, pldZ)
-		if std := math.Sqrt(v); std > 0 && std < pldPointsPerStd*h {
-			h = std / pldPointsPerStd
+		g := gaussPair{q: q, sigma: sigma, remove: remove}
+		_, v := prvMoments(g, pldZ)
+		if std := math.Sqrt(v); std > 1e-12 && std < pldPointsPerStd*h {
+			h = max(std/pldPointsPerStd, h0/1000)
 		}
+		xlo, xhi := g.span(pldZ)
+		coarsest = max(coarsest, (g.loss(xhi)-g.loss(xlo))/pldMaxSingleStep)
 	}
-	out := make([]pldDist, len(dirs))
-	for i, remove := range dirs {
-		out[i] = pldSubsampledGaussian(q, sigma, h, remove)
+	h = max(h, coarsest)
+	return pldDiscretise(q, sigma, h), h
+}
+
+// pldDiscretise discretises one step's PLD in each neighbouring direction
+// on the grid h.
+func pldDiscretise(q, sigma, h float64) []pldDist {
+	out := []pldDist{pldSubsampledGaussian(q, sigma, h, true)}
+	if q < 1 {
+		out = append(out, pldSubsampledGaussian(q, sigma, h, false))
 	}
-	return out, h
+	return out
 }
 
 // pldSubsampledGaussian discretises the single-step PLD (remove or add
@@ -193,15 +230,6 @@ func pldSubsampledGaussian(q, sigma, h float64, remove bool) pldDist {
 	// dominates the true one (a pessimistic estimate) without moving any
 	// loss up, so the error does not grow with the number of compositions
 	// the way rounding every loss up to the grid does.
-	//
-	// slope[i] is -d delta/d(e^eps) on (eps_(i-1), eps_i]: over that
-	// interval of losses (x in (x_a, x_b]) delta(a) - delta(b) =
-	// P(x_a, x_b] - e^a Q(x_a, x_b] + (e^b - e^a) Q(x > x_b). Losses below
-	// eps_0 (outputs below xlo, and for the add direction the unbounded
-	// lower tail) are first rounded up to eps_0, which only raises delta;
-	// then delta is exactly linear left of eps_0 with slope E_P[e^-L] =
-	// Q(x > x_0) + P(x <= x_0) e^-eps_0. Above eps_n the remaining
-	// delta(eps_n) (about P(x > xhi), < 1e-23) goes to the infinity bucket.
 	xs := make([]float64, n)
 	prev := math.Inf(-1)
 	for i := range xs {
@@ -212,23 +240,43 @@ func pldSubsampledGaussian(q, sigma, h float64, remove bool) pldDist {
 		xs[i] = x
 		prev = x
 	}
+	// The same in masses: the P mass of each loss interval
+	// (eps_(i-1), eps_i] is split between its two ends so that both its P
+	// mass and its Q mass (sum of p e^-l) are kept, which keeps delta exact
+	// at the grid points; the share at the upper end is
+	// (P - e^eps_(i-1) Q) / (1 - e^-h). Written this way, not as
+	// e^eps times differences of Q tails, it holds where the noise is tiny
+	// and the losses reach thousands: there Q's masses underflow and e^eps
+	// overflows, while P's do neither. Losses below eps_0 (outputs below
+	// xlo, and for the add direction the unbounded lower tail) are rounded
+	// up to eps_0, which only raises delta; above the last grid point
+	// e^eps_max Q(tail) of the P tail stays at eps_max and the rest (about
+	// P(x > xhi), < 1e-23) goes to the infinity bucket.
 	ms := g.masses(xs)
-	qTail := func(i int) float64 { return ms.Q(i, n) }
-	slope := make([]float64, n+1) // slope[n] = 0: no finite atom above eps_n
-	e0 := float64(imin) * h
-	slope[0] = qTail(0) + ms.P(-1, 0)*math.Exp(-e0)
+	pmf := make([]float64, n)
+	pmf[0] = ms.P(-1, 0)
+	oneMinusEh := -math.Expm1(-h)
 	for i := 1; i < n; i++ {
 		a := float64(imin+i-1) * h
-		inQ := ms.Q(i-1, i)
-		chord := (ms.P(i-1, i) - math.Exp(a)*inQ) / (math.Exp(a) * math.Expm1(h))
-		slope[i] = math.Min(math.Max(chord, 0), inQ) + qTail(i)
+		inP := ms.P(i-1, i)
+		up := math.Min(math.Max((inP-expMul(a, ms.Q(i-1, i)))/oneMinusEh, 0), inP)
+		pmf[i-1] += inP - up
+		pmf[i] += up
 	}
-	pmf := make([]float64, n)
-	for i := range pmf {
-		pmf[i] = math.Max(0, math.Exp(float64(imin+i)*h)*(slope[i]-slope[i+1]))
-	}
-	inf := math.Max(0, ms.P(n-1, n)-math.Exp(float64(imax)*h)*qTail(n-1))
+	tailP := ms.P(n-1, n)
+	atTop := math.Min(tailP, expMul(float64(imax)*h, ms.Q(n-1, n)))
+	pmf[n-1] += atTop
+	inf := tailP - atTop
 	return pldDist{kmin: imin, pmf: pmf, inf: inf}
+}
+
+// expMul returns e^a * x for x >= 0 (0 for x <= 0) without forming e^a,
+// which overflows for a > 709 while e^a * x may still be small.
+func expMul(a, x float64) float64 {
+	if !(x > 0) {
+		return 0
+	}
+	return math.Exp(a + math.Log(x))
 }
 
 // pldGaussMass returns P(a < X <= b) for X ~ N(mu, s^2), computed on the
@@ -275,6 +323,15 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 	if T == 1 {
 		return d
 	}
+	loK, hiK := pldWindow(d, T, h)
+	return pldSelfComposeIn(d, T, loK, hiK)
+}
+
+// pldWindow returns the window [loK, hiK] of the relative index
+// K = sum of (index - kmin) over T steps outside which the T-fold
+// composition of d puts at most pldChernoff of mass on each side
+// (Chernoff bounds).
+func pldWindow(d pldDist, T int, h float64) (loK, hiK int64) {
 	m := len(d.pmf)
 	// Chernoff window on the relative index K = sum of (index - kmin).
 	lt := math.Log(1 / pldChernoff)
@@ -319,7 +376,7 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 		}
 	}
 	kmax := int64(T) * int64(m-1)
-	hiK, loK := kmax, int64(0)
+	hiK, loK = kmax, int64(0)
 	base := int64(T) * int64(d.kmin)
 	if !math.IsInf(u, 1) {
 		hiK = min(kmax, max(0, int64(math.Ceil(u/h))-base))
@@ -330,6 +387,13 @@ func pldSelfCompose(d pldDist, T int, h float64) pldDist {
 	if loK > hiK {
 		loK, hiK = 0, kmax
 	}
+	return loK, hiK
+}
+
+// pldSelfComposeIn is pldSelfCompose on the window [loK, hiK].
+func pldSelfComposeIn(d pldDist, T int, loK, hiK int64) pldDist {
+	ft := float64(T)
+	base := int64(T) * int64(d.kmin)
 	n := fftLen(int(hiK - loK + 1))
 	x := make([]float64, n)
 	for i, p := range d.pmf {
@@ -406,13 +470,20 @@ func (d pldDist) epsilon(delta, h, offset float64) float64 {
 	}
 	n := len(d.pmf)
 	lossAt := func(i int) float64 { return float64(d.kmin+i)*h + offset }
-	// A[i] = sum_{j>=i} p_j, B[i] = sum_{j>=i} p_j e^(-(l_j - l_top)).
+	// A[i] = sum_{j>=i} p_j and logB[i] = log sum_{j>=i} p_j e^(-l_j), in
+	// log space: losses span thousands where the noise is tiny, and
+	// e^(-l) would overflow. For eps below every l_j (j >= i),
+	// eps + logB[i] <= log A[i], so the difference below cannot overflow.
 	top := lossAt(n - 1)
 	A := make([]float64, n+1)
-	B := make([]float64, n+1)
+	logB := make([]float64, n+1)
+	logB[n] = math.Inf(-1)
 	for i := n - 1; i >= 0; i-- {
 		A[i] = A[i+1] + d.pmf[i]
-		B[i] = B[i+1] + d.pmf[i]*math.Exp(top-lossAt(i))
+		logB[i] = logB[i+1]
+		if d.pmf[i] > 0 {
+			logB[i] = logAdd(logB[i+1], math.Log(d.pmf[i])-lossAt(i))
+		}
 	}
 	deltaAt := func(eps float64) float64 {
 		// first index with loss > eps
@@ -423,7 +494,7 @@ func (d pldDist) epsilon(delta, h, offset float64) float64 {
 		if i >= n {
 			return d.inf
 		}
-		return d.inf + math.Max(0, A[i]-math.Exp(eps-top)*B[i])
+		return d.inf + math.Max(0, A[i]-math.Exp(eps+logB[i]))
 	}
 	if deltaAt(0) <= delta {
 		return 0
@@ -459,21 +530,25 @@ func pldCPow(z complex128, T int) complex128 {
 	return r
 }
 
-// fftLen returns the smallest 2^a 3^b 5^c >= n: gonum's FFT (FFTPACK)
-// is fast for lengths with small factors, and such lengths waste at most
-// ~25% over n where a power of two can waste half.
+// fftLen returns the smallest 2^a 3^b 5^c >= n that gonum's FFTPACK can
+// factor (at most 15 factors, a power of two counting as factors of 4):
+// it is fast for such lengths, which waste at most ~25% over n where a
+// power of two can waste half.
 func fftLen(n int) int {
 	best := 1
 	for best < n {
 		best <<= 1
 	}
-	for p5 := 1; p5 < best; p5 *= 5 {
-		for p35 := p5; p35 < best; p35 *= 3 {
-			m := p35
+	for p5, c := 1, 0; p5 < best; p5, c = p5*5, c+1 {
+		for p35, b := p5, 0; p35 < best; p35, b = p35*3, b+1 {
+			m, a := p35, 0
 			for m < n {
 				m <<= 1
+				a++
 			}
-			best = min(best, m)
+			if a/2+a%2+b+c <= 15 {
+				best = min(best, m)
+			}
 		}
 	}
 	return best

@@ -272,3 +272,13 @@ func TestPLDNoiseForEpsilonRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestFFTLen: the smallest 2-3-5-smooth length gonum can factor.
+func TestFFTLen(t *testing.T) {
+	tests := []struct{ n, want int }{{1, 1}, {7, 8}, {11, 12}, {1000, 1000}, {1025, 1080}, {1 << 20, 1 << 20}, {(1 << 20) + 1, 1049760}}
+	for _, tc := range tests {
+		if got := fftLen(tc.n); got != tc.want {
+			t.Errorf("fftLen(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}

@@ -168,10 +168,31 @@ func prvDirection(g gaussPair, steps int, delta float64, opts PRVOptions) PRVRes
 	h = min(h, math.Sqrt(vSGD)/pldPointsPerStd)
 	window := 24 * math.Sqrt(float64(steps)*vSGD+vHist)
 	h = max(h, window/float64(opts.MaxPoints))
-	t := h * math.Sqrt(terms*logTail/2)
-
+	// Nor may one term's own grid pass MaxPoints (a loss that is constant
+	// to rounding, as the add direction's at a tiny sigma, has no spread
+	// to size the grid by).
+	for _, p := range []*gaussPair{&g, hist} {
+		if p != nil {
+			xlo, xhi := p.span(z)
+			h = max(h, (p.loss(xhi)-p.loss(xlo))/float64(opts.MaxPoints))
+		}
+	}
+	if !(h > 0) {
+		h = opts.EpsError // every term is a point mass
+	}
+	// The composed window must fit in MaxPoints too: where the variance
+	// understates it (a heavy upper tail), coarsen the grid and redo.
 	d, bias, biasErr := prvTerm(g, h, z)
-	d = pldSelfCompose(d, steps, h)
+	for try := 0; steps > 1; try++ {
+		lo, hi := pldWindow(d, steps, h)
+		if hi-lo+1 <= int64(opts.MaxPoints) || try == 8 {
+			d = pldSelfComposeIn(d, steps, lo, hi)
+			break
+		}
+		h *= math.Ceil(float64(hi-lo+1) / float64(opts.MaxPoints))
+		d, bias, biasErr = prvTerm(g, h, z)
+	}
+	t := h * math.Sqrt(terms*logTail/2)
 	offset := -float64(steps) * bias
 	biasErr *= float64(steps)
 	if hist != nil {
@@ -276,7 +297,9 @@ var (
 // gaussLegendre integrates f over [lo, hi] with the 5-point rule on
 // panels no wider than panel.
 func gaussLegendre(lo, hi, panel float64, f func(float64) float64) float64 {
-	n := max(1, int(math.Ceil((hi-lo)/panel)))
+	// At most 200,000 panels: a tiny sigma would ask for millions (the
+	// bias's quadrature error, estimated by halving, then says so).
+	n := min(200_000, max(1, int(math.Ceil((hi-lo)/panel))))
 	w := (hi - lo) / float64(n)
 	// Neumaier-compensated sum: the mean of a small-q step is a sum of
 	// terms ~q that nearly cancel around ~q^2.

@@ -247,3 +247,21 @@ func TestSmallestSigmaSmooth(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountantsSurviveTinyNoise: a noise multiplier far below any real
+// one (the no-DP audit's calibration to epsilon 1e6 tries such values)
+// must give a finite answer quickly, not a grid of billions of points:
+// both accountants coarsen their grids, which keeps them upper bounds.
+func TestAccountantsSurviveTinyNoise(t *testing.T) {
+	if testing.Short() || racebuild.Enabled {
+		t.Skip("10 s of 8M-point FFTs; make test runs it without -race")
+	}
+	for _, sigma := range []float64{0.0056, 0.001} {
+		pld := pldEps(t, 0.0524, sigma, 58, 1e-6, PLDOptions{})
+		prv := prvEps(t, 0.0524, sigma, 58, 1e-6, PRVOptions{})
+		if !(pld > 1000) || pld < prv.Lower || pld > prv.Upper {
+			t.Errorf("sigma %g: PLD %v outside the PRV bracket %+v", sigma, pld, prv)
+		}
+		t.Logf("sigma %g: PLD %.6g, PRV [%.6g, %.6g]", sigma, pld, prv.Lower, prv.Upper)
+	}
+}
