@@ -163,27 +163,40 @@ func smallestSigma(ok func(sigma float64) (bool, error), start, tol, targetEps f
 	return hi, nil
 }
 
+// tightSearchStart checks a tight accountant's calibration target and
+// returns where its noise search starts: the RDP answer, which meets the
+// target under the looser RDP bound and so under a tighter one too, or 1
+// where RDP cannot meet it at all (say a histogram RDP prices above the
+// target). check runs the accountant once at the start, so that it says
+// which of its inputs is wrong; the search would only see "no sigma meets
+// the target".
+func tightSearchStart(targetEps, delta, q float64, steps int, histSigma float64, check func(sigma float64) error) (float64, error) {
+	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
+		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
+	}
+	start, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: histSigma})
+	if err != nil {
+		start = 1
+	}
+	if err := check(start); err != nil {
+		return 0, err
+	}
+	return start, nil
+}
+
 // PLDNoiseForEpsilon is NoiseForEpsilon under the PLD accountant
 // (PLDEpsilon, with opts' interval and histogram release): the smallest
 // noise multiplier, to relative tolerance relTol (0 means 1e-4), at which
 // steps steps of DP-SGD with Poisson rate q meet (targetEps, delta). The
 // returned sigma always meets the target by PLDEpsilon's upper bound; the
 // true minimum under that bound lies within a factor (1+relTol) below it.
-// The RDP answer, which meets the target under the looser RDP bound and
-// so under the PLD one too, starts the bracket (where RDP cannot meet the
-// target at all, say a histogram that RDP prices above it, the search
-// starts from 1).
+// The search starts from the RDP answer (tightSearchStart).
 func PLDNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, opts PLDOptions) (float64, error) {
-	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
-		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
-	}
-	start, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
+	start, err := tightSearchStart(targetEps, delta, q, steps, opts.HistogramSigma, func(sigma float64) error {
+		_, err := PLDEpsilon(q, sigma, steps, delta, opts)
+		return err
+	})
 	if err != nil {
-		start = 1
-	}
-	// PLDEpsilon checks q, steps, delta and the options, and says which is
-	// wrong; the search below would only see "no sigma meets the target".
-	if _, err := PLDEpsilon(q, start, steps, delta, opts); err != nil {
 		return 0, err
 	}
 	if relTol <= 0 {
@@ -319,14 +332,11 @@ func smallestSigmaSmooth(epsAt func(sigma float64) (float64, error), start, spre
 // not be a guarantee; the upper bound is one, so the PRV's noise is a
 // little above the PLD's (whose single answer is itself an upper bound).
 func PRVNoiseForEpsilon(targetEps, delta, q float64, steps int, relTol float64, opts PRVOptions) (float64, error) {
-	if !(targetEps > 0) || math.IsInf(targetEps, 1) {
-		return 0, fmt.Errorf("%w: target eps %v", ErrInvalid, targetEps)
-	}
-	start, err := NoiseForEpsilon(targetEps, delta, q, steps, Options{RelTol: 1e-3, HistogramSigma: opts.HistogramSigma})
+	start, err := tightSearchStart(targetEps, delta, q, steps, opts.HistogramSigma, func(sigma float64) error {
+		_, err := PRVEpsilon(q, sigma, steps, delta, opts)
+		return err
+	})
 	if err != nil {
-		start = 1
-	}
-	if _, err := PRVEpsilon(q, start, steps, delta, opts); err != nil {
 		return 0, err
 	}
 	if relTol <= 0 {

@@ -124,6 +124,18 @@ func (r *tableRig) dpRun(plan dpwindow.Plan, seeds io.Reader) []string {
 	return out.Pool
 }
 
+// requireTableRun skips a table test unless the environment variable env
+// is 1 (the tables take minutes), and under -race.
+func requireTableRun(t *testing.T, env, takes string) {
+	t.Helper()
+	if os.Getenv(env) != "1" {
+		t.Skipf("set %s=1 (%s)", env, takes)
+	}
+	if racebuild.Enabled {
+		t.Skip("not under -race")
+	}
+}
+
 // tablePlanConfig is the DP rows' window configuration.
 func tablePlanConfig(accountant string) dpwindow.Config {
 	return dpwindow.Config{ExpectedBatch: 64, Epochs: 2, SeqLen: 32, HistogramSigma: tableHistSigma, Accountant: accountant}
@@ -139,12 +151,7 @@ func tablePlanConfig(accountant string) dpwindow.Config {
 //
 //	DPINSTRUCT_QUALITY_TABLE=1 go test -run TestQualityTable -v -timeout 2h ./models/quality/
 func TestQualityTable(t *testing.T) {
-	if os.Getenv("DPINSTRUCT_QUALITY_TABLE") != "1" {
-		t.Skip("set DPINSTRUCT_QUALITY_TABLE=1 (about 10 minutes)")
-	}
-	if racebuild.Enabled {
-		t.Skip("not under -race")
-	}
+	requireTableRun(t, "DPINSTRUCT_QUALITY_TABLE", "about 10 minutes")
 	r := newTableRig(t)
 	base, _ := baseModel(t)
 	var table []string
@@ -188,17 +195,12 @@ func TestQualityTable(t *testing.T) {
 // at total epsilon 1 and 4, the DP rows' window calibrated by the RDP
 // accountant and by the PLD accountant (the default), trained and sampled
 // on the same seeds (Config.Seeds: every draw of the two runs is the same
-// but the noise multiplier), so the difference is the noise alone. About 8
+// but the noise multiplier), so the difference is the noise alone. About 11
 // minutes on 2 cores; runs only when DPINSTRUCT_ACCOUNTANT_TABLE=1:
 //
 //	DPINSTRUCT_ACCOUNTANT_TABLE=1 go test -run TestAccountantQualityGain -v -timeout 1h ./models/quality/
 func TestAccountantQualityGain(t *testing.T) {
-	if os.Getenv("DPINSTRUCT_ACCOUNTANT_TABLE") != "1" {
-		t.Skip("set DPINSTRUCT_ACCOUNTANT_TABLE=1 (about 8 minutes)")
-	}
-	if racebuild.Enabled {
-		t.Skip("not under -race")
-	}
+	requireTableRun(t, "DPINSTRUCT_ACCOUNTANT_TABLE", "about 11 minutes")
 	r := newTableRig(t)
 	var table []string
 	for _, eps := range []float64{1, 4} {
