@@ -140,7 +140,11 @@ func renderCluster(stmt, db, cluster string, keys map[string]string) ([]string, 
 	}
 	switch {
 	case strings.HasPrefix(verb, "ALTER"):
-		dist, err := distributed("")
+		// IF NOT EXISTS: replicas migrating at once each drop and re-create
+		// T; whichever creates it last finds it there. Every create runs
+		// after its own ALTER finished on every host, so any of them copies
+		// the altered T_local.
+		dist, err := distributed("IF NOT EXISTS ")
 		if err != nil {
 			return nil, err
 		}

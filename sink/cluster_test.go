@@ -63,7 +63,7 @@ func TestRenderCluster(t *testing.T) {
 			want: []string{
 				"ALTER TABLE `d`.`t_local` ON CLUSTER `c` ADD COLUMN b String",
 				"DROP TABLE IF EXISTS `d`.`t` ON CLUSTER `c`",
-				"CREATE TABLE `d`.`t` ON CLUSTER `c` AS `d`.`t_local`" + dist + "`t_local`, cityHash64(a))",
+				"CREATE TABLE IF NOT EXISTS `d`.`t` ON CLUSTER `c` AS `d`.`t_local`" + dist + "`t_local`, cityHash64(a))",
 			},
 		},
 		{name: "already replicated", in: "CREATE TABLE `d`.x (a UInt8) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY a", wantErr: "plain MergeTree"},
