@@ -156,15 +156,23 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 // mergeWord applies the merge rules to the symbols of one piece: always the
 // adjacent pair of lowest rank, leftmost first among equals, which is what
 // HF's BPE model does.
-func (t *Tokenizer) mergeWord(sym []int32) []int32 {
+func (t *Tokenizer) mergeWord(sym []int32) []int32 { return applyMerges(t.merges, sym) }
+
+// mergeWordHeap is applyMergesHeap with t's merges.
+func (t *Tokenizer) mergeWordHeap(sym []int32) []int32 { return applyMergesHeap(t.merges, sym) }
+
+// applyMerges is mergeWord for any merge table (the HF loader shares it).
+// Symbols with no entry in merges (negative placeholders included) never
+// merge.
+func applyMerges(merges map[uint64]mergeInfo, sym []int32) []int32 {
 	if len(sym) > 48 {
-		return t.mergeWordHeap(sym)
+		return applyMergesHeap(merges, sym)
 	}
 	for len(sym) > 1 {
 		best, bestRank := -1, int32(0)
 		var bestID int32
 		for i := 0; i+1 < len(sym); i++ {
-			if m, ok := t.merges[pairKey(sym[i], sym[i+1])]; ok && (best < 0 || m.rank < bestRank) {
+			if m, ok := merges[pairKey(sym[i], sym[i+1])]; ok && (best < 0 || m.rank < bestRank) {
 				best, bestRank, bestID = i, m.rank, m.id
 			}
 		}
@@ -199,10 +207,10 @@ func (h *candHeap) Pop() any {
 	return x
 }
 
-// mergeWordHeap is mergeWord in O(n log n) for long pieces: a linked list
-// of symbols and a heap of candidate merges ordered by (rank, position),
-// stale candidates being skipped when popped.
-func (t *Tokenizer) mergeWordHeap(sym []int32) []int32 {
+// applyMergesHeap is applyMerges in O(n log n) for long pieces: a linked
+// list of symbols and a heap of candidate merges ordered by (rank,
+// position), stale candidates being skipped when popped.
+func applyMergesHeap(merges map[uint64]mergeInfo, sym []int32) []int32 {
 	n := len(sym)
 	prev := make([]int32, n)
 	next := make([]int32, n)
@@ -213,7 +221,7 @@ func (t *Tokenizer) mergeWordHeap(sym []int32) []int32 {
 	next[n-1] = -1
 	h := make(candHeap, 0, n)
 	for i := 0; i+1 < n; i++ {
-		if m, ok := t.merges[pairKey(sym[i], sym[i+1])]; ok {
+		if m, ok := merges[pairKey(sym[i], sym[i+1])]; ok {
 			h = append(h, candidate{m.rank, int32(i), m.id})
 		}
 	}
@@ -222,7 +230,7 @@ func (t *Tokenizer) mergeWordHeap(sym []int32) []int32 {
 		if i < 0 || next[i] < 0 {
 			return
 		}
-		if m, ok := t.merges[pairKey(sym[i], sym[next[i]])]; ok {
+		if m, ok := merges[pairKey(sym[i], sym[next[i]])]; ok {
 			heap.Push(&h, candidate{m.rank, i, m.id})
 		}
 	}
@@ -233,7 +241,7 @@ func (t *Tokenizer) mergeWordHeap(sym []int32) []int32 {
 			continue
 		}
 		j := next[i]
-		if m, ok := t.merges[pairKey(sym[i], sym[j])]; !ok || m.id != c.id || m.rank != c.rank {
+		if m, ok := merges[pairKey(sym[i], sym[j])]; !ok || m.id != c.id || m.rank != c.rank {
 			continue
 		}
 		sym[i] = c.id
