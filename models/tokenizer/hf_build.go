@@ -118,7 +118,7 @@ func (h *HF) buildModel(m *hfModel) error {
 	h.modelIDs = make(map[string]int32, len(m.Vocab))
 	maxID := int32(-1)
 	for s, id := range m.Vocab {
-		if id < 0 || id >= 1<<24 {
+		if id < 0 || id >= maxHFVocab {
 			return fmt.Errorf("model.vocab: token %q has id %d out of range", truncate(s, 40), id)
 		}
 		h.modelIDs[s] = id
@@ -180,7 +180,7 @@ func (h *HF) buildAdded(tokens []addedToken) error {
 		switch {
 		case t.Content == "":
 			return fmt.Errorf("%s: empty content", field)
-		case t.ID < 0 || t.ID >= 1<<24:
+		case t.ID < 0 || t.ID >= maxHFVocab:
 			return fmt.Errorf("%s: id %d out of range", field, t.ID)
 		case t.SingleWord:
 			return fmt.Errorf("%s: single_word true is not supported", field)
@@ -422,3 +422,7 @@ func (h *HF) buildDecoder(raw json.RawMessage, field string) error {
 	}
 	return nil
 }
+
+// maxHFVocab bounds token ids (real vocabularies have up to ~256k tokens)
+// so that a hostile file cannot make LoadHF allocate gigabytes.
+const maxHFVocab = 1 << 21
