@@ -64,6 +64,70 @@
 // add_prefix_space, subword prefixes, dropout, byte fallback). Every added
 // token is treated as special.
 //
+// # Hugging Face tokenizers (LoadHF)
+//
+// [LoadHF] reads a released model's BPE tokenizer into an [HF], separate
+// from [Tokenizer] (whose behaviour above is unchanged): Encode (no BOS/EOS
+// added, i.e. add_special_tokens=false, but added tokens written literally
+// in the text are split out as their ids, as HF does), Decode, token
+// lookups, BOS/EOS. The reference is HF's JavaScript tokenizers (npm
+// @huggingface/transformers 4.3.2, i.e. @huggingface/tokenizers 0.2.0):
+// their rules are followed where they differ from the Rust library (\s in
+// the ByteLevel regex is JavaScript's, counting U+FEFF but not U+0085; a
+// Split regex's \s is \p{White_Space}; Digits splits ASCII 0-9 only;
+// decoding replaces each maximal ill-formed UTF-8 subsequence with one
+// U+FFFD, as TextDecoder does).
+//
+// Read from dir: tokenizer.json; or, when there is none, vocab.json +
+// merges.txt ("#version" line optional) with tokenizer_config.json's
+// tokenizer_class Qwen2Tokenizer (built as HF's converter does: NFC, Split
+// with Qwen2's regex, ByteLevel without regex, ByteLevel decoder) or
+// GPT2Tokenizer (ByteLevel with regex), and the added tokens of its
+// added_tokens_decoder. BOS/EOS: tokenizer_config.json's bos_token /
+// eos_token (a string or an AddedToken object; null means none), else
+// config.json's bos_token_id / eos_token_id (the first of a list), else -1.
+//
+// Supported: model BPE (vocab; merges as "a b" strings or [a, b] pairs, a
+// repeated pair keeping its last rank; unk_token, fuse_unk, byte_fallback
+// to <0xNN> tokens, ignore_merges); normalizers Sequence, Prepend, Replace
+// (String patterns), NFC; pre-tokenizers Sequence, ByteLevel
+// (add_prefix_space, use_regex; last in a sequence), Digits
+// (individual_digits), Split (Isolated, not inverted, with Qwen2's or
+// GPT-2's regex, each a hand-written scanner since Go's regexp has no
+// lookahead), Metaspace (replacement, prepend_scheme, split false);
+// decoders Sequence, ByteLevel, Replace (String), ByteFallback, Fuse, Strip,
+// Metaspace, none (tokens joined by spaces); added tokens, special or not,
+// matched leftmost-longest, with lstrip/rstrip and normalized (matched in
+// normalized text). A character outside the vocabulary stays one symbol
+// through the merges, then becomes its bytes' <0xNN> tokens, or unk, or
+// nothing (HF's JS order); byte-level vocabularies may lack a few bytes
+// (SmolLM2 lacks some control bytes), which are likewise dropped. Go
+// strings may hold invalid UTF-8, which HF never sees: byte-level models
+// encode the raw bytes, SentencePiece-style ones byte-fall-back each
+// invalid byte.
+//
+// Anything else fails at load with an error naming the field, e.g.
+// `pre_tokenizer.type "Whitespace" is not supported (...)`,
+// `normalizer.normalizers[1].type "NFKC" is not supported`,
+// `model.merges[3]: "a" "c": a part or the merged token is not in
+// model.vocab`, `added_tokens[2] ("<x>"): single_word true is not
+// supported`, non-null truncation or padding, dropout, subword prefixes
+// or suffixes, other Split regexes (TestLoadHFErrors lists them). The
+// post_processor is ignored (it only adds BOS/EOS).
+//
+// Goldens: testdata/hf_goldens.mjs encodes with transformers.js the texts
+// named by testdata/hf_texts.json (the first N prompts of ten public sets,
+// 3000 in all, and 66 hand-written edge cases) for every tokenizer under
+// ../shared/models/tokenizers and writes ids, sha256 of the text and of
+// HF's decoding, never the public text, to testdata/hf/<name>.jsonl.gz:
+//
+//	mkdir -p /tmp/hfjs && (cd /tmp/hfjs && npm init -y && npm install --ignore-scripts @huggingface/transformers)
+//	node models/tokenizer/testdata/hf_goldens.mjs ../shared/models/tokenizers ../shared/data/public models/tokenizer/testdata/hf
+//
+// TestHFGoldens (skipped without ../shared) requires identical ids and
+// decodings for every text: 3066/3066 for SmolLM2-135M-Instruct,
+// Mistral-7B-v0.1 and Qwen2.5-0.5B-Instruct, in under a second in all.
+//
 // # Why not a library
 //
 // github.com/sugarme/tokenizer (v0.3.0, the pure-Go port of HF tokenizers)

@@ -164,6 +164,9 @@ func TestHFGoldens(t *testing.T) {
 						t.Errorf("%s: ids differ\n go: %v\n hf: %v", tx.src, head(ids, 40), head(g.IDs, 40))
 					}
 				}
+				if g.RT && h.Decode(ids) != tx.text {
+					t.Errorf("%s: Decode(Encode(s)) != s, while HF's round-trips", tx.src)
+				}
 				dec := h.Decode(g.IDs)
 				if sha256Hex(dec) != g.DecodeSHA256 || (g.RT && dec != tx.text) {
 					decFail++

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,6 +251,41 @@ func TestLossyUTF8(t *testing.T) {
 	} {
 		if got := lossyUTF8([]byte(c.in)); got != c.want {
 			t.Errorf("lossyUTF8(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestHFEncodeConcurrent runs Encode from several goroutines (the cache is
+// shared; run with -race).
+func TestHFEncodeConcurrent(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "tokenizer.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := LoadHF(writeHFDir(t, map[string]string{"tokenizer.json": string(data)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([][]int32, len(smallCorpus))
+	for i, s := range smallCorpus {
+		want[i] = h.Encode(s)
+	}
+	done := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for k := range 50 {
+				i := (g + k) % len(smallCorpus)
+				if got := h.Encode(smallCorpus[i]); !slices.Equal(got, want[i]) {
+					done <- fmt.Errorf("goroutine %d: %q encoded differently", g, smallCorpus[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
