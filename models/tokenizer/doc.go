@@ -117,7 +117,10 @@
 //
 // Goldens: testdata/hf_goldens.mjs encodes with transformers.js the texts
 // named by testdata/hf_texts.json (the first N prompts of ten public sets,
-// 3000 in all, and 66 hand-written edge cases) for every tokenizer under
+// 3000 in all, and 66 hand-written edge cases) and 1500 random strings
+// over a hostile alphabet (testdata/hf_random_texts.json: contractions in
+// both cases, every kind of space, digits, CJK, emoji, combining marks,
+// added tokens) for every tokenizer under
 // ../shared/models/tokenizers and writes ids, sha256 of the text and of
 // HF's decoding, never the public text, to testdata/hf/<name>.jsonl.gz:
 //
@@ -125,7 +128,7 @@
 //	node models/tokenizer/testdata/hf_goldens.mjs ../shared/models/tokenizers ../shared/data/public models/tokenizer/testdata/hf
 //
 // TestHFGoldens (skipped without ../shared) requires identical ids and
-// decodings for every text: 3066/3066 for SmolLM2-135M-Instruct,
+// decodings for every text: 4566/4566 for SmolLM2-135M-Instruct,
 // Mistral-7B-v0.1 and Qwen2.5-0.5B-Instruct, in under a second in all.
 //
 // # Why not a library

@@ -45,7 +45,8 @@ type hfText struct {
 }
 
 // hfGoldenTexts reads the texts in the order hf_goldens.mjs does: the first
-// count lines with a string "text" of each source, then the edge cases.
+// count lines with a string "text" of each source, then the edge cases,
+// then the random strings.
 func hfGoldenTexts(t *testing.T) []hfText {
 	t.Helper()
 	var spec hfTextSpec
@@ -86,6 +87,17 @@ func hfGoldenTexts(t *testing.T) []hfText {
 	}
 	for k, e := range spec.Edge {
 		out = append(out, hfText{src: fmt.Sprintf("edge:%d", k), text: e})
+	}
+	var random []string
+	data, err = os.ReadFile(filepath.Join("testdata", "hf_random_texts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &random); err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range random {
+		out = append(out, hfText{src: fmt.Sprintf("random:%d", k), text: r})
 	}
 	return out
 }

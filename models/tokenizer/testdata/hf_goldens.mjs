@@ -2,7 +2,8 @@
 // for every real tokenizer under ../shared/models/tokenizers, the ids that
 // HF's JavaScript tokenizers (npm @huggingface/transformers) give for the
 // texts named in hf_texts.json (public prompts, taken by file and count,
-// plus hand-written edge cases). Only ids and hashes are written, never a
+// plus hand-written edge cases) and the random strings of
+// hf_random_texts.json. Only ids and hashes are written, never a
 // public text: each line is
 //
 //   {"i": index, "src": "file:line" | "edge:k", "sha256": hex of the text,
@@ -54,6 +55,11 @@ for (const { file, count } of spec.sources) {
   }
 }
 spec.edge.forEach((t, k) => texts.push({ src: `edge:${k}`, text: t, edge: true }));
+// Random strings over a hostile alphabet (contractions in both cases,
+// every kind of space, digits, CJK, emoji, combining marks, added tokens),
+// made once and kept as they are: they are not public data.
+JSON.parse(readFileSync(path.join(here, "hf_random_texts.json"), "utf8"))
+  .forEach((t, k) => texts.push({ src: `random:${k}`, text: t, edge: false }));
 
 // A staging directory for from_pretrained: the real files, and for a
 // vocab.json + merges.txt tokenizer the converted tokenizer.json.
