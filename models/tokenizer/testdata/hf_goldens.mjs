@@ -19,7 +19,7 @@
 // merges.txt only; it is given to transformers.js as the tokenizer.json
 // that HF's Python converter (Qwen2TokenizerFast) builds from them.
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, copyFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, copyFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -117,3 +117,4 @@ for (const name of readdirSync(tokDir).sort()) {
   writeFileSync(file, gzipSync(out.join("\n") + "\n", { level: 9 }));
   console.log(`${name}: ${texts.length} texts, ${rt} round-trip, -> ${file}`);
 }
+rmSync(stage, { recursive: true, force: true });
