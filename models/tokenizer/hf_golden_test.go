@@ -47,7 +47,7 @@ type hfText struct {
 // hfGoldenTexts reads the texts in the order hf_goldens.mjs does: the first
 // count lines with a string "text" of each source, then the edge cases,
 // then the random strings.
-func hfGoldenTexts(t *testing.T) []hfText {
+func hfGoldenTexts(t testing.TB) []hfText {
 	t.Helper()
 	var spec hfTextSpec
 	data, err := os.ReadFile(filepath.Join("testdata", "hf_texts.json"))
@@ -201,4 +201,31 @@ func head[T any](s []T, n int) []T {
 		return s[:n]
 	}
 	return s
+}
+
+// BenchmarkHFEncode encodes the golden texts (cold cache each round).
+func BenchmarkHFEncode(b *testing.B) {
+	dir := hfTokenizersDir(b)
+	texts := hfGoldenTexts(b)
+	n := 0
+	for _, tx := range texts {
+		n += len(tx.text)
+	}
+	for _, name := range hfGoldenNames {
+		b.Run(name, func(b *testing.B) {
+			h, err := LoadHF(filepath.Join(dir, name))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				h.mu.Lock()
+				clear(h.cache)
+				h.mu.Unlock()
+				for _, tx := range texts {
+					h.Encode(tx.text)
+				}
+			}
+		})
+	}
 }

@@ -39,13 +39,13 @@ type hfModel struct {
 // hfConfig is the part of tokenizer_config.json (and config.json) LoadHF
 // reads. A special token there is a string or an AddedToken object.
 type hfConfig struct {
-	TokenizerClass      string                `json:"tokenizer_class"`
-	BOSToken            json.RawMessage       `json:"bos_token"`
-	EOSToken            json.RawMessage       `json:"eos_token"`
-	AddedTokensDecoder  map[string]addedToken `json:"added_tokens_decoder"`
-	BOSTokenID          json.RawMessage       `json:"bos_token_id"`
-	EOSTokenID          json.RawMessage       `json:"eos_token_id"`
-	hasBOSKey, hasEOSKy bool
+	TokenizerClass       string                `json:"tokenizer_class"`
+	BOSToken             json.RawMessage       `json:"bos_token"`
+	EOSToken             json.RawMessage       `json:"eos_token"`
+	AddedTokensDecoder   map[string]addedToken `json:"added_tokens_decoder"`
+	BOSTokenID           json.RawMessage       `json:"bos_token_id"`
+	EOSTokenID           json.RawMessage       `json:"eos_token_id"`
+	hasBOSKey, hasEOSKey bool
 }
 
 // LoadHF reads a Hugging Face tokenizer from dir: tokenizer.json, or, when
@@ -116,7 +116,7 @@ func parseHFConfig(data []byte, c *hfConfig) error {
 		return err
 	}
 	_, c.hasBOSKey = keys["bos_token"]
-	_, c.hasEOSKy = keys["eos_token"]
+	_, c.hasEOSKey = keys["eos_token"]
 	return nil
 }
 
@@ -125,7 +125,7 @@ func parseHFConfig(data []byte, c *hfConfig) error {
 func (h *HF) specialID(cfg, model *hfConfig, which string) (int32, error) {
 	tok, has, idRaw := cfg.BOSToken, cfg.hasBOSKey, model.BOSTokenID
 	if which == "eos" {
-		tok, has, idRaw = cfg.EOSToken, cfg.hasEOSKy, model.EOSTokenID
+		tok, has, idRaw = cfg.EOSToken, cfg.hasEOSKey, model.EOSTokenID
 	}
 	if has {
 		content, err := tokenContent(tok)
