@@ -60,22 +60,24 @@ func LoadHF(dir string) (*HF, error) {
 		return nil, err
 	}
 	var f *hfFile
-	data, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	src := filepath.Join(dir, "tokenizer.json") // what errors name
+	data, err := os.ReadFile(src)
 	switch {
 	case err == nil:
 		if f, err = parseHFJSON(data); err != nil {
-			return nil, fmt.Errorf("tokenizer: %s: %w", filepath.Join(dir, "tokenizer.json"), err)
+			return nil, fmt.Errorf("tokenizer: %s: %w", src, err)
 		}
 	case errors.Is(err, os.ErrNotExist):
+		src = dir + " (vocab.json + merges.txt)"
 		if f, err = loadVocabMerges(dir, cfg); err != nil {
-			return nil, fmt.Errorf("tokenizer: %s: %w", dir, err)
+			return nil, fmt.Errorf("tokenizer: %s: %w", src, err)
 		}
 	default:
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	h, err := buildHF(f)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: %w", dir, err)
+		return nil, fmt.Errorf("tokenizer: %s: %w", src, err)
 	}
 	model, err := readHFConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
