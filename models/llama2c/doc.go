@@ -1,0 +1,16 @@
+// Package llama2c reads the two file formats of Andrej Karpathy's llama2.c
+// (the legacy version-0 model checkpoint and the tokenizer export,
+// tokenizer.bin / tok512.bin) and runs a plain-Go float32 forward pass that
+// follows run.c's algorithm line by line.
+//
+// The forward is a reference, not a product path: it is slow (no batching,
+// no SIMD, one token at a time) and exists as an independent test oracle
+// for the GoMLX Llama implementation and for the llama2.c converter. Its
+// result on the real stories260K weights (../shared/models/stories260K) is
+// pinned by TestStories260KGreedy against the sentence that model's README
+// gives.
+//
+// Conventions follow run.c: a weight matrix W stored as (d, n) row-major
+// maps x (n) to W @ x (d); the tokenizer's byte-fallback tokens "<0xNN>"
+// sit at ids 3..258 (byte + 3); BOS is 1 and EOS is 2.
+package llama2c
