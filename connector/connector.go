@@ -929,6 +929,12 @@ func (c *Connector) process(ctx context.Context, w sink.Window, p *pending, repl
 	c.log.Info("window written and committed", "window", w.ID, "topic", r.Topic, "partition", r.Partition,
 		"first_offset", r.First, "last_offset", r.Last, "records", p.records, "dead_letters", p.deadLetters,
 		"rows", len(res.Rows), "spilled", p.buffer.Spilled(), "replay", replay, "took", time.Since(win.ClosedAt).Round(time.Millisecond))
+	// Refresh the lag gauge past its once-a-second throttle: when the
+	// stream goes idle after this window no fetch would, and the gauge
+	// would keep the lag of the last fetched batch (a stale backlog on a
+	// caught-up connector).
+	c.lastStats = time.Time{}
+	c.updateLag()
 	return nil
 }
 
