@@ -62,11 +62,14 @@ func ReadTokenizerFrom(r io.Reader, vocabSize int) (*Tokenizer, error) {
 	if maxLen <= 0 {
 		return nil, fmt.Errorf("%w: tokenizer max_token_length %d, want > 0", ErrFormat, maxLen)
 	}
+	// Capacity grows with the tokens actually read: vocabSize comes from
+	// the caller and may not match the file.
+	hint := min(vocabSize, 1024)
 	t := &Tokenizer{
 		MaxTokenLength: int(maxLen),
-		Vocab:          make([]string, 0, min(vocabSize, 1<<16)),
-		Scores:         make([]float32, 0, min(vocabSize, 1<<16)),
-		lookup:         make(map[string]int, min(vocabSize, 1<<16)),
+		Vocab:          make([]string, 0, hint),
+		Scores:         make([]float32, 0, hint),
+		lookup:         make(map[string]int, hint),
 	}
 	var rec [8]byte
 	for id := range vocabSize {
@@ -80,8 +83,8 @@ func ReadTokenizerFrom(r io.Reader, vocabSize int) (*Tokenizer, error) {
 		if n < 0 || n > maxLen {
 			return nil, fmt.Errorf("%w: tokenizer token %d has length %d, want 0..%d (max_token_length)", ErrFormat, id, n, maxLen)
 		}
-		piece := make([]byte, n)
-		if _, err := io.ReadFull(r, piece); err != nil {
+		piece, err := readBytes(r, int(n))
+		if err != nil {
 			return nil, fmt.Errorf("llama2c: tokenizer token %d of %d (%d bytes): %w", id, vocabSize, n, truncated(err))
 		}
 		s := string(piece)
@@ -99,6 +102,22 @@ func ReadTokenizerFrom(r io.Reader, vocabSize int) (*Tokenizer, error) {
 		return nil, fmt.Errorf("llama2c: tokenizer: %w", err)
 	}
 	return t, nil
+}
+
+// readBytes reads exactly n bytes. Past a small size it lets the buffer
+// grow with the bytes present, so a corrupt length cannot force a huge
+// allocation.
+func readBytes(r io.Reader, n int) ([]byte, error) {
+	if n <= 1<<12 {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err == nil && len(b) < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return b, err
 }
 
 // Lookup returns the id of piece, or -1 (run.c's str_lookup).
@@ -149,11 +168,14 @@ func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
 		}
 		start = i + 1
 	}
+	// Quadratic, like run.c; pair is reused so a lookup allocates nothing.
+	var pair []byte
 	for {
 		bestScore, bestID, bestIdx := float32(-1e10), -1, -1
 		for i := 0; i+1 < len(tokens); i++ {
-			id := t.Lookup(t.piece(tokens[i]) + t.piece(tokens[i+1]))
-			if id >= 0 && t.Scores[id] > bestScore {
+			pair = append(append(pair[:0], t.piece(tokens[i])...), t.piece(tokens[i+1])...)
+			id, ok := t.lookup[string(pair)]
+			if ok && t.Scores[id] > bestScore {
 				bestScore, bestID, bestIdx = t.Scores[id], id, i
 			}
 		}

@@ -45,6 +45,8 @@ func TestReadTokenizerErrors(t *testing.T) {
 		{"negative length", append(tokFile(3, nil, nil), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff), 1, "length -1"},
 		{"too long", tokFile(1, []string{"ab"}, []float32{0}), 1, "length 2, want 0..1"},
 		{"truncated piece", good[:len(good)-9], 3, "truncated"},
+		// A corrupt length must fail on the missing bytes, not allocate 1 GiB.
+		{"huge length", append(tokFile(1<<30, nil, nil), 0, 0, 0, 0, 0, 0, 0, 0x40, 'x'), 1, "truncated"},
 		{"fewer tokens", good, 4, "token 3 of 4"},
 		{"more tokens", good, 2, "trailing bytes"},
 	} {
