@@ -45,7 +45,9 @@ func FuzzReadTokenizer(f *testing.F) {
 	f.Add(tokFile(3, []string{"a", "bc", ""}, []float32{0, -1, 2}), uint16(3), "abc")
 	f.Add(tokFile(2, []string{" ", "a", " a", "aa"}, []float32{0, 0, 3, 1}), uint16(4), " aaa é")
 	f.Add([]byte{}, uint16(1), "")
-	if dir := os.Getenv(EnvStories260K); dir != "" {
+	// The real file, when present, seeds the fuzzer with a whole valid
+	// vocabulary.
+	if dir := stories260KDir(); dir != "" {
 		if data, err := os.ReadFile(filepath.Join(dir, "tok512.bin")); err == nil {
 			f.Add(data, uint16(512), "Once upon a time")
 		}

@@ -16,21 +16,9 @@ const EnvStories260K = "DPINSTRUCT_STORIES260K"
 // absent.
 func stories260K(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv(EnvStories260K)
+	dir := stories260KDir()
 	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared", "models", "stories260K")
-				break
-			}
-			if filepath.Dir(d) == d {
-				t.Skipf("stories260K: no go.mod above %s; set %s", wd, EnvStories260K)
-			}
-		}
+		t.Skipf("stories260K: no go.mod above the working directory; set %s", EnvStories260K)
 	}
 	for _, f := range []string{"stories260K.bin", "tok512.bin"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -38,6 +26,27 @@ func stories260K(t testing.TB) string {
 		}
 	}
 	return dir
+}
+
+// stories260KDir is $DPINSTRUCT_STORIES260K, else
+// <repo>/../shared/models/stories260K with <repo> the first folder holding
+// go.mod from the working directory up ("" when there is none).
+func stories260KDir() string {
+	if dir := os.Getenv(EnvStories260K); dir != "" {
+		return dir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, "..", "shared", "models", "stories260K")
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
 }
 
 // loadStories260K reads the real checkpoint and tokenizer.
