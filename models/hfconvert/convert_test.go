@@ -173,3 +173,34 @@ func TestFromLlama2cErrors(t *testing.T) {
 		t.Errorf("nested outDir: %v", err)
 	}
 }
+
+// TestLogitsNeedPermutation is the negative control of the logits test:
+// the same folder with q/k rows left in run.c's order must not match, so
+// the match above is evidence of the permutation, not an accident of a
+// model whose RoPE does not matter.
+func TestLogitsNeedPermutation(t *testing.T) {
+	cfg := llama2c.Config{Dim: 32, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, SeqLen: 8, SharedClassifier: true}
+	ck := synthCheckpoint(t, cfg, 3)
+	dir := convert(t, ck, synthTokenizer(t, cfg.Vocab))
+	m := loadHFLlama(t, dir)
+	hs := cfg.HeadSize()
+	for l := range cfg.Layers {
+		p := "model.layers." + itoa(l) + ".self_attn."
+		q, kv := cfg.Heads*hs, cfg.KVDim()
+		m.w[p+"q_proj.weight"] = ck.WQ[l*q*cfg.Dim : (l+1)*q*cfg.Dim]
+		m.w[p+"k_proj.weight"] = ck.WK[l*kv*cfg.Dim : (l+1)*kv*cfg.Dim]
+	}
+	tokens := []int{1, 50, 99, 270, 5, 6, 7, 8}
+	hf := m.logits(t, tokens)
+	s := ck.NewState()
+	var worst float64
+	for pos, tok := range tokens {
+		want := ck.Forward(s, tok, pos)
+		for i := range want {
+			worst = max(worst, math.Abs(float64(hf[pos][i]-want[i])))
+		}
+	}
+	if worst < 1e-2 {
+		t.Errorf("unpermuted q/k still match (max diff %.3g): the logits test cannot see the RoPE layout", worst)
+	}
+}
