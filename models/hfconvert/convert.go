@@ -127,7 +127,7 @@ func permuteRoPE(w []float32, heads, hs, in int) []float32 {
 	for h := range heads {
 		base := h * hs
 		for j := range hs {
-			src := 2*j + 0
+			src := 2 * j
 			if j >= half {
 				src = 2*(j-half) + 1
 			}

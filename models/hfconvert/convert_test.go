@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,7 +186,7 @@ func TestLogitsNeedPermutation(t *testing.T) {
 	m := loadHFLlama(t, dir)
 	hs := cfg.HeadSize()
 	for l := range cfg.Layers {
-		p := "model.layers." + itoa(l) + ".self_attn."
+		p := "model.layers." + strconv.Itoa(l) + ".self_attn."
 		q, kv := cfg.Heads*hs, cfg.KVDim()
 		m.w[p+"q_proj.weight"] = ck.WQ[l*q*cfg.Dim : (l+1)*q*cfg.Dim]
 		m.w[p+"k_proj.weight"] = ck.WK[l*kv*cfg.Dim : (l+1)*kv*cfg.Dim]

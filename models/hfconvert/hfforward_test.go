@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -119,7 +120,7 @@ func (m *hfLlama) logits(t testing.TB, tokens []int) [][]float32 {
 	for pos, tok := range tokens {
 		x := append([]float32(nil), emb[tok*dim:(tok+1)*dim]...)
 		for l := range c.NumHiddenLayers {
-			p := "model.layers." + itoa(l) + "."
+			p := "model.layers." + strconv.Itoa(l) + "."
 			h := rmsNorm(x, m.get(t, p+"input_layernorm.weight"), m.eps)
 			q := linear(m.get(t, p+"self_attn.q_proj.weight"), h)
 			k := linear(m.get(t, p+"self_attn.k_proj.weight"), h)
@@ -172,9 +173,4 @@ func (m *hfLlama) logits(t testing.TB, tokens []int) [][]float32 {
 		out = append(out, linear(head, rmsNorm(x, m.get(t, "model.norm.weight"), m.eps)))
 	}
 	return out
-}
-
-func itoa(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }

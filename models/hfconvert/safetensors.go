@@ -8,6 +8,7 @@ package hfconvert
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -126,7 +127,9 @@ func WriteSafetensorsFile(path string, tensors []Tensor, metadata map[string]str
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	if err := WriteSafetensors(f, tensors, metadata); err != nil {
+		// A half-written file would fail every reader; do not leave it.
 		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
@@ -255,10 +258,10 @@ func ParseSafetensors(data []byte) (*File, error) {
 		spans = append(spans, span{name, begin, end})
 	}
 	slices.SortFunc(spans, func(a, b span) int {
-		if c := int(a.begin - b.begin); c != 0 {
+		if c := cmp.Compare(a.begin, b.begin); c != 0 {
 			return c
 		}
-		return int(a.end - b.end)
+		return cmp.Compare(a.end, b.end)
 	})
 	var at int64
 	for _, s := range spans {
