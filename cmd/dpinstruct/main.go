@@ -70,6 +70,6 @@ or simply: make demo`,
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newBrokerCmd(), newProduceCmd(), newRunCmd(), newMigrateCmd(), newConfigCmd(), newPretrainCmd(), newGenerateCmd(), newPrivacyCmd(), newEvalCmd(), newReportCmd(), newAuditCmd(), newQueueCmd(), newExportCmd(), newImportCmd())
+	root.AddCommand(newBrokerCmd(), newProduceCmd(), newRunCmd(), newMigrateCmd(), newConfigCmd(), newPretrainCmd(), newGenerateCmd(), newPrivacyCmd(), newEvalCmd(), newReportCmd(), newAuditCmd(), newQueueCmd(), newExportCmd(), newImportCmd(), newConvertCmd())
 	return root
 }
