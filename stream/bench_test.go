@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,8 @@ import (
 	"github.com/dpinstruct/dpinstruct/internal/memprobe"
 	"github.com/dpinstruct/dpinstruct/stream/broker"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 )
 
 const benchTopic = "bench-instructions"
@@ -42,23 +45,10 @@ var bench struct {
 // benchData returns the directory of shared data sets: $DPINSTRUCT_DATA, or
 // ../shared/data next to the repository root.
 func benchData() (string, error) {
-	if d := os.Getenv("DPINSTRUCT_DATA"); d != "" {
+	if d := shared.Path("DPINSTRUCT_DATA", "data"); d != "" {
 		return d, nil
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return "", errors.New("no go.mod above the working directory")
 }
 
 // setupBench starts a broker and loads it once per test binary with N

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 	"github.com/dpinstruct/dpinstruct/models/tokenizer"
 )
 
@@ -15,10 +16,7 @@ import (
 // beside the repository, or $DPINSTRUCT_STORIES260K); the test skips without it.
 func stories260KForCLI(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("DPINSTRUCT_STORIES260K")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "models", "stories260K")
-	}
+	dir := shared.Path("DPINSTRUCT_STORIES260K", "models", "stories260K")
 	if _, err := os.Stat(filepath.Join(dir, "stories260K.bin")); err != nil {
 		t.Skipf("stories260K not found (set DPINSTRUCT_STORIES260K): %v", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 )
 
 // EnvDataDir is the environment variable naming the shared data directory
@@ -258,23 +260,7 @@ func readFile(ctx context.Context, f file, yield func(string, error) bool) (cont
 // ../shared/data next to the repository root (the folder holding go.mod,
 // found from the working directory up). It does not check the folder
 // exists.
-func DataDir() string {
-	if d := os.Getenv(EnvDataDir); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data")
-		}
-		if filepath.Dir(dir) == dir {
-			return ""
-		}
-	}
-}
+func DataDir() string { return shared.Path(EnvDataDir, "data") }
 
 // ReadVisible returns every text of the files under paths, read with
 // OpenVisible: for data the user may see in full (evaluation, the demo,

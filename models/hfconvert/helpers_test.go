@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/dpinstruct/dpinstruct/models/llama2c"
+
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 )
 
 // envStories260K names the folder holding stories260K.bin and tok512.bin,
@@ -20,23 +22,7 @@ const envStories260K = "DPINSTRUCT_STORIES260K"
 
 // stories260KDir is $DPINSTRUCT_STORIES260K, else
 // <repo>/../shared/models/stories260K ("" when no go.mod is above).
-func stories260KDir() string {
-	if dir := os.Getenv(envStories260K); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, "..", "shared", "models", "stories260K")
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+func stories260KDir() string { return shared.Path(envStories260K, "models", "stories260K") }
 
 // loadStories260K reads the real checkpoint and tokenizer, skipping the
 // test when they are absent.

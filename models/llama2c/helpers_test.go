@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 )
 
 // EnvStories260K names the folder holding stories260K.bin and tok512.bin,
@@ -31,23 +33,7 @@ func stories260K(t testing.TB) string {
 // stories260KDir is $DPINSTRUCT_STORIES260K, else
 // <repo>/../shared/models/stories260K with <repo> the first folder holding
 // go.mod from the working directory up ("" when there is none).
-func stories260KDir() string {
-	if dir := os.Getenv(EnvStories260K); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, "..", "shared", "models", "stories260K")
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+func stories260KDir() string { return shared.Path(EnvStories260K, "models", "stories260K") }
 
 // loadStories260K reads the real checkpoint and tokenizer.
 func loadStories260K(t testing.TB) (*Checkpoint, *Tokenizer) {

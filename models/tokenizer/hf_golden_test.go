@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dpinstruct/dpinstruct/internal/shared"
 )
 
 // The goldens under testdata/hf are HF's JavaScript tokenizers' encodings
@@ -22,10 +24,7 @@ import (
 // ($DPINSTRUCT_HF_TOKENIZERS), or skips.
 func hfTokenizersDir(tb testing.TB) string {
 	tb.Helper()
-	d := os.Getenv("DPINSTRUCT_HF_TOKENIZERS")
-	if d == "" {
-		d = filepath.Join("..", "..", "..", "shared", "models", "tokenizers")
-	}
+	d := shared.Path("DPINSTRUCT_HF_TOKENIZERS", "models", "tokenizers")
 	if _, err := os.Stat(d); err != nil {
 		tb.Skipf("HF tokenizers not found at %s (set DPINSTRUCT_HF_TOKENIZERS): %v", d, err)
 	}
