@@ -131,14 +131,24 @@ func ReadCheckpoint(r io.Reader) (*Checkpoint, error) {
 	if cfg.SharedClassifier {
 		ck.WCls = ck.TokenEmbedding
 	}
+	if err := expectEnd(r, "checkpoint", fmt.Sprintf("after the last tensor (header %+v)", cfg)); err != nil {
+		return nil, err
+	}
+	return ck, nil
+}
+
+// expectEnd checks that r holds nothing more: a file with trailing bytes
+// is not the format it claims (a wrong size in its header, or a wrong
+// vocabulary size given for a tokenizer), so it is refused.
+func expectEnd(r io.Reader, what, where string) error {
 	var one [1]byte
 	switch n, err := io.ReadFull(r, one[:]); {
 	case n > 0:
-		return nil, fmt.Errorf("%w: checkpoint has trailing bytes after the last tensor (header %+v)", ErrFormat, cfg)
+		return fmt.Errorf("%w: %s has trailing bytes %s", ErrFormat, what, where)
 	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("llama2c: checkpoint: %w", err)
+		return fmt.Errorf("llama2c: %s: %w", what, err)
 	}
-	return ck, nil
+	return nil
 }
 
 var tensorNames = []string{

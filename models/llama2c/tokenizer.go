@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -94,12 +93,8 @@ func ReadTokenizerFrom(r io.Reader, vocabSize int) (*Tokenizer, error) {
 			t.lookup[s] = id
 		}
 	}
-	var one [1]byte
-	switch n, err := io.ReadFull(r, one[:]); {
-	case n > 0:
-		return nil, fmt.Errorf("%w: tokenizer has trailing bytes after %d tokens (wrong vocabulary size?)", ErrFormat, vocabSize)
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("llama2c: tokenizer: %w", err)
+	if err := expectEnd(r, "tokenizer", fmt.Sprintf("after %d tokens (wrong vocabulary size?)", vocabSize)); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
